@@ -1,0 +1,5 @@
+"""What gunicorn and `flask --app app` load."""
+
+from widget import create_app
+
+app = create_app()

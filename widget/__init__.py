@@ -1,0 +1,33 @@
+"""The review widget service: create_app() wires config, extensions, blueprints, handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from widget import api, commands, config, errors, health, outbox, sender
+from widget.extensions import limiter
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from the environment, or from the environment overlaid by test_config."""
+    app = Flask(__name__, instance_relative_config=True,
+                static_folder="../static", template_folder="../templates")
+    app.config.from_mapping(config.from_environ(None if test_config is None else {}))
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    if not app.logger.handlers or app.logger.level == logging.NOTSET:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    errors.init_app(app)
+    limiter.init_app(app)
+    outbox.init_app(app)
+    sender.init_app(app)
+    commands.init_app(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    return app

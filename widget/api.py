@@ -1,0 +1,144 @@
+"""The drop-in create_client_review endpoint: parse, validate, store, answer 202."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from widget import outbox, sender
+from widget.errors import JSONAPI, ApiError
+from widget.extensions import limiter
+from widget.images import PhotoPolicy
+from widget.outbox import IdempotencyConflict, Submission, request_hash
+from widget.schemas import ReviewSchema, serialise
+
+bp = Blueprint("api", __name__)
+
+MEDIA_TYPES = ("application/vnd.api+json", "application/json")
+# Klaviyo's cap is 5 MB; we aim 10% under it so headers and rounding never tip it over.
+BODY_TARGET_SHARE = 0.9
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def submit_limit() -> str:
+    return current_app.config["WIDGET_SUBMIT_LIMIT"]
+
+
+@bp.post("/client/reviews")
+@limiter.limit(submit_limit)
+def create_review() -> tuple[Response, int]:
+    raw = read_body()
+    check_company_id(request.args.get("company_id"))
+    key = idempotency_key()
+    digest = request_hash(raw)
+    if key:
+        try:
+            earlier = outbox.current().find_replay(key, digest)
+        except IdempotencyConflict:
+            raise idempotency_conflict(key) from None
+        if earlier:
+            return accepted(earlier)
+    review = review_schema().load(parse_json(raw))
+    body = serialise(review)
+    try:
+        submission = outbox.current().put(body, key, digest)
+    except IdempotencyConflict:
+        raise idempotency_conflict(key) from None
+    sender.current().notify()
+    return accepted(submission)
+
+
+def read_body() -> bytes:
+    """The request body, once its media type and length are acceptable."""
+    if request.mimetype not in MEDIA_TYPES:
+        raise ApiError.one(
+            415, "unsupported_media_type", "Unsupported media type",
+            f"Send the review as {MEDIA_TYPES[0]} or {MEDIA_TYPES[1]}, "
+            f"not {request.mimetype or 'no Content-Type'}.",
+        )
+    length = request.content_length
+    if length is None:
+        raise ApiError.one(411, "length_required", "Length required",
+                           "Send a Content-Length header with the body.")
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if length > limit:
+        raise ApiError.one(413, "payload_too_large", "Payload too large",
+                           f"The body is {length:,} bytes; the limit is {limit:,}.")
+    return request.get_data(cache=False)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        detail = "The body is not valid UTF-8."
+    except RecursionError:
+        detail = "The JSON is nested too deeply."
+    except ValueError as error:
+        detail = f"The body is not valid JSON: {error}"
+    raise ApiError.one(400, "parse_error", "Malformed JSON", detail)
+
+
+def check_company_id(company_id: str | None) -> None:
+    """`company_id` is optional; when given it must name the account we deliver to."""
+    if company_id is None:
+        return
+    if company_id != current_app.config["KLAVIYO_PUBLIC_KEY"]:
+        raise ApiError.one(
+            400, "invalid_company_id", "Unknown company_id",
+            "company_id does not match the Klaviyo account this service delivers to "
+            "(KLAVIYO_PUBLIC_KEY); leave it out or send the matching public key.",
+            parameter="company_id",
+        )
+
+
+def idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise ApiError.one(
+            400, "invalid_idempotency_key", "Invalid Idempotency-Key",
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters.",
+            parameter="Idempotency-Key",
+        )
+    return key
+
+
+def idempotency_conflict(key: str) -> ApiError:
+    return ApiError.one(
+        422, "idempotency_key_reused", "Idempotency-Key reused",
+        "This Idempotency-Key was already used for a different review; use a new key.",
+        parameter="Idempotency-Key",
+    )
+
+
+def review_schema() -> ReviewSchema:
+    config = current_app.config
+    photos = PhotoPolicy(
+        max_photos=config["WIDGET_MAX_PHOTOS"],
+        max_data_uri_chars=config["PHOTO_MAX_DATA_URI_CHARS"],
+        max_pixels=config["PHOTO_MAX_PIXELS"],
+        max_edge=config["PHOTO_MAX_EDGE"],
+    )
+    target = int(config["KLAVIYO_MAX_BODY_BYTES"] * BODY_TARGET_SHARE)
+    return ReviewSchema(photos=photos, body_target=target)
+
+
+def accepted(submission: Submission) -> tuple[Response, int]:
+    response = jsonify({"data": {
+        "type": "review-submission",
+        "id": submission.id,
+        "attributes": {"status": "queued"},
+    }})
+    response.content_type = JSONAPI
+    if submission.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response, 202

@@ -1,0 +1,109 @@
+"""Every setting, read from the environment (and a `.env` file for local runs)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from dotenv import load_dotenv
+
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot run with; the message says what to set."""
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind: type = float) -> Any:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a {kind.__name__}, not {raw!r}") from None
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: set[str]) -> str:
+    value = env.get(name, default).strip().lower() or default
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(sorted(choices))}, not {value!r}")
+    return value
+
+
+def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read the settings; with no mapping, the process environment plus `.env`."""
+    if env is None:
+        load_dotenv(override=False)
+        env = os.environ
+    get = env.get
+    return {
+        # Klaviyo. The public key is the company_id of the client endpoint; without it
+        # submissions are accepted and wait in the outbox until it is set.
+        "KLAVIYO_PUBLIC_KEY": get("KLAVIYO_PUBLIC_KEY") or None,
+        # Private key (scope reviews:read) for moderation only: never sent to a browser.
+        "KLAVIYO_PRIVATE_KEY": get("KLAVIYO_PRIVATE_KEY") or None,
+        "KLAVIYO_BASE_URL": (get("KLAVIYO_BASE_URL") or "https://a.klaviyo.com").rstrip("/"),
+        # Revisions live two years; this is the one place that names it.
+        "KLAVIYO_REVISION": get("KLAVIYO_REVISION") or "2026-07-15",
+        # (connect, read) seconds for every upstream call. A read timeout after sending may
+        # still have created the review, so it is retried and flagged as a possible duplicate.
+        "KLAVIYO_CONNECT_TIMEOUT": _number(env, "KLAVIYO_CONNECT_TIMEOUT", 3.05),
+        "KLAVIYO_READ_TIMEOUT": _number(env, "KLAVIYO_READ_TIMEOUT", 10.0),
+        # Klaviyo refuses bodies over 5 MB (decompressed); we aim below it with a margin.
+        "KLAVIYO_MAX_BODY_BYTES": _number(env, "KLAVIYO_MAX_BODY_BYTES", 5_000_000, int),
+        # Outbox. None means a SQLite file in the instance folder (see widget/outbox.py).
+        "DATABASE_URL": get("DATABASE_URL") or None,
+        # Web limits (flask-limiter) and the sender's pacing share this storage.
+        "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI") or "memory://",
+        "RATELIMIT_ENABLED": _bool(env, "RATELIMIT_ENABLED", True),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": "widget",
+        # Per client IP on POST /client/reviews; tightened further by the abuse defences.
+        "WIDGET_SUBMIT_LIMIT": get("WIDGET_SUBMIT_LIMIT") or "5/minute;30/hour",
+        # Klaviyo allows 10/s and 150/min per account in fixed windows. A moving window of
+        # 8/s and 140/min keeps every fixed window under the limit with room for latency.
+        "SENDER_RATE_LIMITS": get("SENDER_RATE_LIMITS") or "8/second;140/minute",
+        "WIDGET_SENDER": _choice(env, "WIDGET_SENDER", "thread", {"thread", "off"}),
+        # How often an idle sender looks for due rows (seconds); a submission in the same
+        # process wakes it at once.
+        "SENDER_POLL_SECONDS": _number(env, "SENDER_POLL_SECONDS", 0.25),
+        # Exponential backoff for 5xx and connection errors: base * 2**attempt, capped, jittered.
+        "SENDER_BACKOFF_BASE_SECONDS": _number(env, "SENDER_BACKOFF_BASE_SECONDS", 2.0),
+        "SENDER_BACKOFF_MAX_SECONDS": _number(env, "SENDER_BACKOFF_MAX_SECONDS", 300.0),
+        # A row still undelivered after this long is given up (dead) and shown to moderators.
+        "SENDER_MAX_AGE_HOURS": _number(env, "SENDER_MAX_AGE_HOURS", 72.0),
+        # A row left in `sending` longer than this belonged to a process that died; it is
+        # queued again and flagged as a possible duplicate. Must exceed connect + read timeout.
+        "SENDER_RECLAIM_SECONDS": _number(env, "SENDER_RECLAIM_SECONDS", 60.0),
+        # Photos: how many per review, the largest data-URI we will decode, the pixel cap
+        # (a 48 KB PNG can claim 20000x20000), and the longest edge we send.
+        "WIDGET_MAX_PHOTOS": _number(env, "WIDGET_MAX_PHOTOS", 5, int),
+        "PHOTO_MAX_DATA_URI_CHARS": _number(env, "PHOTO_MAX_DATA_URI_CHARS", 16_000_000, int),
+        "PHOTO_MAX_PIXELS": _number(env, "PHOTO_MAX_PIXELS", 50_000_000, int),
+        "PHOTO_MAX_EDGE": _number(env, "PHOTO_MAX_EDGE", 2048, int),
+        # Whole request bodies above this are refused before they are read (413).
+        "MAX_CONTENT_LENGTH": _number(env, "WIDGET_MAX_BODY_BYTES", 40_000_000, int),
+        "WIDGET_FRAME_ANCESTORS": get("WIDGET_FRAME_ANCESTORS") or "'self'",
+        "WIDGET_OPEN_API": _bool(env, "WIDGET_OPEN_API", False),
+        "MODERATION_USERNAME": get("MODERATION_USERNAME") or "moderator",
+        "MODERATION_PASSWORD": get("MODERATION_PASSWORD") or None,
+        # Random per boot is fine for one process; more than one needs a shared value.
+        "SECRET_KEY": get("SECRET_KEY") or secrets.token_hex(32),
+        "SECRET_KEY_IS_RANDOM": not get("SECRET_KEY"),
+    }

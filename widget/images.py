@@ -1,0 +1,196 @@
+"""Photo references: parse data-URIs, sniff, decode fully, strip, orient, downscale, re-encode."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import warnings
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from PIL import Image, UnidentifiedImageError
+
+# Declared media types we take, and the Pillow decoder each one may use (an allowlist:
+# nothing else is ever tried on the bytes).
+DECLARED = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+DATA_URI = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)(?:;[\w-]+=[^;,]*)*;base64,", re.ASCII)
+# Markup inside image bytes means a polyglot (a file that is also a page or a script).
+MARKUP = re.compile(rb"<\s*(?:script|html|svg|iframe|body|object|embed|\?xml|!doctype)", re.I)
+MAX_URL_CHARS = 2048
+ORIENTATION = 0x0112
+TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Tried in order until the photo fits its share of the body: (longest edge cap, JPEG quality).
+ATTEMPTS = ((1.0, 85), (1.0, 72), (0.75, 72), (0.6, 65), (0.5, 60))
+
+
+class PhotoError(ValueError):
+    """The reference is not a photo we can accept (answered 422)."""
+
+
+class PhotoTooLarge(PhotoError):
+    """The photo cannot be taken or made to fit Klaviyo's body cap (answered 413)."""
+
+
+@dataclass(frozen=True)
+class PhotoPolicy:
+    max_photos: int = 5
+    max_data_uri_chars: int = 16_000_000
+    max_pixels: int = 50_000_000
+    max_edge: int = 2048
+
+
+def is_url(reference: str) -> bool:
+    return not reference.startswith("data:")
+
+
+def check_reference(reference: str, policy: PhotoPolicy) -> None:
+    """Cheap checks before any decoding: the scheme, the declared type, the length."""
+    if reference.startswith("data:"):
+        match = DATA_URI.match(reference)
+        if not match:
+            raise PhotoError("A photo must be a base64 data-URI (data:image/jpeg;base64,...).")
+        mime = match["mime"].lower()
+        if mime not in DECLARED:
+            raise PhotoError(f"{mime} is not accepted; send a JPEG, PNG or WebP photo.")
+        if len(reference) > policy.max_data_uri_chars:
+            raise PhotoTooLarge(
+                f"The photo is {len(reference):,} characters of base64; the limit is "
+                f"{policy.max_data_uri_chars:,}. Send a smaller photo."
+            )
+        return
+    parts = urlsplit(reference)
+    if parts.scheme != "https" or not parts.hostname:
+        raise PhotoError("A photo must be an https:// URL or a base64 data-URI.")
+    if len(reference) > MAX_URL_CHARS or any(ch.isspace() for ch in reference):
+        raise PhotoError(f"A photo URL must be at most {MAX_URL_CHARS} characters, no spaces.")
+
+
+def sniff(data: bytes) -> str | None:
+    """Name the format the bytes really are, whatever was declared."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        return "markup"
+    return None
+
+
+def decode(reference: str) -> tuple[str, bytes]:
+    """The declared Pillow format and the raw bytes of a data-URI."""
+    match = DATA_URI.match(reference)
+    assert match, "check_reference() runs first"
+    try:
+        data = base64.b64decode(reference[match.end():], validate=True)
+    except (binascii.Error, ValueError):
+        raise PhotoError("The photo's base64 data is not valid.") from None
+    if not data:
+        raise PhotoError("The photo is empty.")
+    return DECLARED[match["mime"].lower()], data
+
+
+def open_photo(declared: str, data: bytes, policy: PhotoPolicy) -> Image.Image:
+    """Open with the one allowed decoder, refusing lies, polyglots, bombs and animations."""
+    actual = sniff(data)
+    if actual == "markup":
+        raise PhotoError("SVG and HTML are not accepted; send a JPEG, PNG or WebP photo.")
+    if actual == "GIF":
+        raise PhotoError("GIF images are not accepted; send a JPEG, PNG or WebP photo.")
+    if actual is None:
+        raise PhotoError("The data is not a JPEG, PNG or WebP image.")
+    if actual != declared:
+        raise PhotoError(f"The photo is declared as {declared} but its bytes are {actual}.")
+    if MARKUP.search(data):
+        raise PhotoError("The photo also contains HTML or script; it is refused.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=[declared])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PhotoError(_too_many_pixels(policy)) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise PhotoError(f"The photo is not a readable {declared} image.") from None
+    width, height = image.size
+    if width * height > policy.max_pixels or width < 1 or height < 1:
+        raise PhotoError(_too_many_pixels(policy, image.size))
+    if getattr(image, "n_frames", 1) > 1:
+        raise PhotoError("Animated images are not accepted; send a still photo.")
+    return image
+
+
+def _too_many_pixels(policy: PhotoPolicy, size: tuple[int, int] | None = None) -> str:
+    limit = f"the limit is {policy.max_pixels / 1e6:g} megapixels"
+    if size:
+        return f"The photo is {size[0]}x{size[1]} pixels; {limit}."
+    return f"The photo has too many pixels; {limit}."
+
+
+def normalise(image: Image.Image, max_edge: int) -> Image.Image:
+    """Decode fully at the needed scale, apply EXIF orientation, flatten to RGB."""
+    orientation = image.getexif().get(ORIENTATION, 1)
+    try:
+        # thumbnail() lets the JPEG decoder scale down while decoding (draft mode), so a
+        # 12 MP photo costs far less than a full decode; a truncated file still fails here.
+        image.thumbnail((max_edge, max_edge), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        image.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise PhotoError("The photo is truncated or damaged.") from None
+    if orientation in TRANSPOSE:
+        image = image.transpose(TRANSPOSE[orientation])
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.new("RGB", rgba.size, (255, 255, 255))
+        image.paste(rgba, mask=rgba.getchannel("A"))
+    elif image.mode != "RGB":
+        image = image.convert("RGB")
+    return image
+
+
+def encode_jpeg(image: Image.Image, quality: int) -> bytes:
+    """A baseline JPEG with no metadata at all: no EXIF (GPS), no comments, no trailer."""
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def to_data_uri(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def process(reference: str, policy: PhotoPolicy, budget_bytes: int) -> str:
+    """Turn one reference into what Klaviyo receives: URLs as they are, data-URIs re-encoded
+    as JPEG of at most `budget_bytes` (binary)."""
+    check_reference(reference, policy)
+    if is_url(reference):
+        return reference
+    declared, data = decode(reference)
+    with open_photo(declared, data, policy) as opened:
+        image = normalise(opened, policy.max_edge)
+    longest = max(image.size)
+    for scale, quality in ATTEMPTS:
+        edge = int(longest * scale)
+        candidate = image
+        if edge < longest:
+            candidate = image.copy()
+            candidate.thumbnail((edge, edge), Image.Resampling.LANCZOS)
+        jpeg = encode_jpeg(candidate, quality)
+        if len(jpeg) <= budget_bytes:
+            return to_data_uri(jpeg)
+    raise PhotoTooLarge(
+        f"The photo cannot be made smaller than {budget_bytes:,} bytes, its share of "
+        "Klaviyo's 5 MB limit. Send fewer or simpler photos."
+    )

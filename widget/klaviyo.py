@@ -1,0 +1,119 @@
+"""KlaviyoClient and KlaviyoError: the only module that talks to Klaviyo.
+
+One client per thread (a requests.Session is not shared between threads). Every call has a
+(connect, read) timeout. Errors carry the upstream status and Klaviyo's `errors[].detail`,
+never a key: the private key lives only in the Authorization header of a request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+JSONAPI = "application/vnd.api+json"
+
+
+class KlaviyoError(Exception):
+    """A call to Klaviyo failed. `status` is None when no HTTP answer came back."""
+
+    def __init__(self, message: str, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def detail(self) -> str:
+        return str(self)
+
+
+class KlaviyoRateLimited(KlaviyoError):
+    """429: wait `retry_after` seconds before any further call."""
+
+
+class KlaviyoUnavailable(KlaviyoError):
+    """5xx or no connection: the request certainly did not create anything we can see."""
+
+
+class KlaviyoTimeout(KlaviyoError):
+    """The request was sent but no answer came in time: it may have been acted on."""
+
+
+class KlaviyoRejected(KlaviyoError):
+    """A 4xx other than 429: sending the same request again will not help."""
+
+
+def _details(response: requests.Response) -> str:
+    try:
+        errors = response.json().get("errors") or []
+        parts = [str(e.get("detail") or e.get("title") or "") for e in errors]
+        text = "; ".join(p for p in parts if p)
+    except (ValueError, AttributeError):
+        text = ""
+    return text or f"HTTP {response.status_code} {response.reason or ''}".strip()
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    raw = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, math.ceil(float(raw)))
+    except ValueError:
+        return None
+
+
+class KlaviyoClient:
+    """Calls Klaviyo's review endpoints with the configured keys, revision and timeouts."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.base_url = config["KLAVIYO_BASE_URL"]
+        self.revision = config["KLAVIYO_REVISION"]
+        self.public_key = config["KLAVIYO_PUBLIC_KEY"]
+        self._private_key = config["KLAVIYO_PRIVATE_KEY"]
+        self.timeout = (config["KLAVIYO_CONNECT_TIMEOUT"], config["KLAVIYO_READ_TIMEOUT"])
+        self.session = requests.Session()
+        self.session.headers.update({"revision": self.revision, "Accept": JSONAPI})
+
+    def __repr__(self) -> str:  # never show the key, even in a debugger or a traceback
+        return f"KlaviyoClient({self.base_url!r}, revision={self.revision!r})"
+
+    def create_review(self, body: bytes) -> int:
+        """POST /client/reviews with the stored body; returns the status (202) or raises."""
+        if not self.public_key:
+            raise KlaviyoUnavailable("KLAVIYO_PUBLIC_KEY is not set")
+        response = self._send(
+            "POST", "/client/reviews", params={"company_id": self.public_key},
+            data=body, headers={"Content-Type": JSONAPI},
+        )
+        return response.status_code
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self.session.request(
+                method, self.base_url + path, timeout=self.timeout, allow_redirects=False,
+                **kwargs,
+            )
+        except requests.ConnectTimeout:
+            raise KlaviyoUnavailable("could not connect to Klaviyo in time") from None
+        except requests.ConnectionError as error:
+            # A ReadTimeout from urllib3 can surface as a ConnectionError subclass.
+            if isinstance(error, requests.ReadTimeout) or "Read timed out" in str(error):
+                raise KlaviyoTimeout("Klaviyo did not answer in time") from None
+            raise KlaviyoUnavailable("could not connect to Klaviyo") from None
+        except requests.Timeout:
+            raise KlaviyoTimeout("Klaviyo did not answer in time") from None
+        except requests.RequestException as error:
+            raise KlaviyoUnavailable(f"request to Klaviyo failed: {type(error).__name__}") from None
+        status = response.status_code
+        if status < 300:
+            return response
+        if status == 429:
+            raise KlaviyoRateLimited(_details(response), status, _retry_after(response))
+        if status >= 500 or status == 408:
+            raise KlaviyoUnavailable(_details(response), status, _retry_after(response))
+        raise KlaviyoRejected(_details(response), status)
+
+    def close(self) -> None:
+        self.session.close()

@@ -1,0 +1,281 @@
+"""The durable queue of accepted submissions: put, claim, mark, list.
+
+SQLAlchemy Core over DATABASE_URL: a SQLite file (WAL) by default, Postgres by URL. A row is
+committed before the 202 leaves; senders claim rows one at a time with a single atomic
+UPDATE (`FOR UPDATE SKIP LOCKED` on Postgres), so two senders never hold the same row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+STATES = ("queued", "sending", "delivered", "dead")
+
+metadata = MetaData()
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    # The exact JSON body sent to Klaviyo (photos already re-encoded).
+    Column("body", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    # Set when a send may have reached Klaviyo without our seeing the 202 (read timeout,
+    # or a sender that died mid-send): Klaviyo has no idempotency key, so a retry can
+    # create a second review. Moderators see the flag.
+    Column("possible_duplicate", Boolean, nullable=False, default=False),
+    Column("idempotency_key", String(255), unique=True),
+    Column("request_hash", String(64)),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("claimed_at", DateTime),
+    Column("delivered_at", DateTime),
+    Index("ix_submissions_due", "state", "next_attempt_at"),
+)
+
+
+def utcnow() -> datetime:
+    """Naive UTC: the one clock every row uses, the same on SQLite and Postgres."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def request_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before for a different body."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    id: str
+    body: str
+    state: str
+    attempts: int
+    created_at: datetime
+    possible_duplicate: bool
+    replayed: bool = False
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers and the writer work at once; FULL makes each commit durable on disk
+    # before the 202 leaves, even if the machine loses power.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def connect(url: str) -> Engine:
+    """An engine for the outbox, with the schema in place."""
+    if url.startswith("postgres://"):  # Heroku-style URLs name the old scheme
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    metadata.create_all(engine)
+    return engine
+
+
+class Outbox:
+    """The queue's operations; every method is one short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def put(self, body: bytes, idempotency_key: str | None = None,
+            digest: str | None = None) -> Submission:
+        """Store a submission durably. `digest` identifies the request an Idempotency-Key
+        was first used with; a replay of the key answers the first submission."""
+        now = utcnow()
+        row = {
+            "id": str(uuid.uuid4()),
+            "body": body.decode("utf-8"),
+            "state": "queued",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "possible_duplicate": False,
+            "idempotency_key": idempotency_key,
+            "request_hash": digest or request_hash(body),
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(submissions.insert().values(**row))
+        except IntegrityError:
+            # Two requests with the same key raced; the one that committed first wins.
+            earlier = self.find_replay(idempotency_key, row["request_hash"]) \
+                if idempotency_key else None
+            if earlier is None:
+                raise
+            return earlier
+        return Submission(row["id"], row["body"], "queued", 0, now, False)
+
+    def find_replay(self, key: str, digest: str) -> Submission | None:
+        """The submission first stored under `key`, if any; IdempotencyConflict when the key
+        was used for a different request."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(submissions).where(submissions.c.idempotency_key == key)
+            ).mappings().first()
+        if row is None:
+            return None
+        if row["request_hash"] != digest:
+            raise IdempotencyConflict(key)
+        return _submission(row, replayed=True)
+
+    def claim_due(self) -> Submission | None:
+        """Take the next due row for sending, or None when nothing is due."""
+        now = utcnow()
+        t = submissions
+        due = (
+            select(t.c.id)
+            .where(t.c.state == "queued", t.c.next_attempt_at <= now)
+            .order_by(t.c.next_attempt_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        claim = (
+            update(t)
+            .where(t.c.id == due, t.c.state == "queued")
+            .values(state="sending", claimed_at=now, updated_at=now, attempts=t.c.attempts + 1)
+            .returning(*t.c)
+        )
+        with self.engine.begin() as conn:
+            row = conn.execute(claim).mappings().first()
+        return _submission(row) if row else None
+
+    def next_due_at(self) -> datetime | None:
+        """When the earliest queued row becomes due (None: the queue is empty)."""
+        t = submissions
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.min(t.c.next_attempt_at)).where(t.c.state == "queued")
+            ).scalar()
+
+    def mark_delivered(self, submission_id: str, status: int) -> None:
+        now = utcnow()
+        self._set(submission_id, state="delivered", last_status=status, last_error=None,
+                  delivered_at=now)
+
+    def retry_at(self, submission_id: str, when: datetime, *, status: int | None, error: str,
+                 possible_duplicate: bool = False, count_attempt: bool = True) -> None:
+        values: dict[str, Any] = {
+            "state": "queued", "next_attempt_at": when, "last_status": status,
+            "last_error": error, "claimed_at": None,
+        }
+        if possible_duplicate:
+            values["possible_duplicate"] = True
+        if not count_attempt:
+            values["attempts"] = submissions.c.attempts - 1
+        self._set(submission_id, **values)
+
+    def mark_dead(self, submission_id: str, *, status: int | None, error: str) -> None:
+        self._set(submission_id, state="dead", last_status=status, last_error=error,
+                  claimed_at=None)
+
+    def _set(self, submission_id: str, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(submissions)
+                .where(submissions.c.id == submission_id)
+                .values(updated_at=utcnow(), **values)
+            )
+
+    def reclaim_stale(self, older_than: timedelta) -> int:
+        """Queue again the rows a dead process left in `sending`; they may have been sent."""
+        cutoff = utcnow() - older_than
+        t = submissions
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(t)
+                .where(t.c.state == "sending", t.c.claimed_at < cutoff)
+                .values(state="queued", claimed_at=None, possible_duplicate=True,
+                        next_attempt_at=utcnow(), updated_at=utcnow(),
+                        last_error="reclaimed from a sender that stopped mid-send")
+            )
+        return result.rowcount
+
+    def get(self, submission_id: str) -> Submission | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(submissions).where(submissions.c.id == submission_id)
+            ).mappings().first()
+        return _submission(row) if row else None
+
+    def counts(self) -> dict[str, int]:
+        t = submissions
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.state, func.count()).group_by(t.c.state)).all()
+        return {state: 0 for state in STATES} | {state: n for state, n in rows}
+
+    def rows(self, states: tuple[str, ...], limit: int = 100) -> list[dict[str, Any]]:
+        """Rows in the given states, oldest first, without their bodies (for listings)."""
+        t = submissions
+        columns = [c for c in t.c if c.name not in ("body", "request_hash")]
+        with self.engine.connect() as conn:
+            result = conn.execute(
+                select(*columns).where(t.c.state.in_(states)).order_by(t.c.created_at)
+                .limit(limit)
+            )
+            return [dict(row) for row in result.mappings()]
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+
+def _submission(row: Any, replayed: bool = False) -> Submission:
+    return Submission(
+        id=row["id"], body=row["body"], state=row["state"], attempts=row["attempts"],
+        created_at=row["created_at"], possible_duplicate=bool(row["possible_duplicate"]),
+        replayed=replayed,
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Open the outbox named by DATABASE_URL (default: a SQLite file in the instance folder)."""
+    url = app.config["DATABASE_URL"]
+    if not url:
+        os.makedirs(app.instance_path, exist_ok=True)
+        url = "sqlite:///" + os.path.join(app.instance_path, "outbox.db")
+    app.extensions["outbox"] = Outbox(connect(url))
+
+
+def current() -> Outbox:
+    return current_app.extensions["outbox"]

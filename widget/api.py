@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -31,23 +32,26 @@ def submit_limit() -> str:
 def create_review() -> tuple[Response, int]:
     raw = read_body()
     check_company_id(request.args.get("company_id"))
-    key = idempotency_key()
-    digest = request_hash(raw)
-    if key:
-        try:
-            earlier = outbox.current().find_replay(key, digest)
-        except IdempotencyConflict:
-            raise idempotency_conflict(key) from None
-        if earlier:
-            return accepted(earlier)
-    review = review_schema().load(parse_json(raw))
-    body = serialise(review)
-    try:
-        submission = outbox.current().put(body, key, digest)
-    except IdempotencyConflict:
-        raise idempotency_conflict(key) from None
-    sender.current().notify()
+    submission = accept(raw, lambda: parse_json(raw), idempotency_key())
     return accepted(submission)
+
+
+def accept(raw: bytes, document: Callable[[], Any], key: str | None) -> Submission:
+    """The one path every submission takes (API and form): replay check, validation, durable
+    store, wake the sender. `raw` identifies the request for Idempotency-Key replays;
+    `document` gives the JSON:API body and is only called when the request is new."""
+    digest = request_hash(raw)
+    store = outbox.current()
+    try:
+        earlier = store.find_replay(key, digest) if key else None
+        if earlier:
+            return earlier
+        review = review_schema().load(document())
+        submission = store.put(serialise(review), key, digest)
+    except IdempotencyConflict:
+        raise idempotency_conflict() from None
+    sender.current().notify()
+    return submission
 
 
 def read_body() -> bytes:
@@ -112,7 +116,7 @@ def idempotency_key() -> str | None:
     return key
 
 
-def idempotency_conflict(key: str) -> ApiError:
+def idempotency_conflict() -> ApiError:
     return ApiError.one(
         422, "idempotency_key_reused", "Idempotency-Key reused",
         "This Idempotency-Key was already used for a different review; use a new key.",

@@ -142,10 +142,16 @@ def _too_many_pixels(policy: PhotoPolicy, size: tuple[int, int] | None = None) -
 def normalise(image: Image.Image, max_edge: int) -> Image.Image:
     """Decode fully at the needed scale, apply EXIF orientation, flatten to RGB."""
     orientation = image.getexif().get(ORIENTATION, 1)
+    if image.format == "JPEG":
+        # Let the JPEG decoder scale by 1/2, 1/4 or 1/8 while decoding (DCT scaling) when
+        # the result keeps at least 90% of the edge we send: a 12 MP photo then costs a
+        # quarter of a full decode. A truncated file still fails in load().
+        scale = draft_scale(max(image.size), max_edge)
+        if scale > 1:
+            width, height = image.size
+            image.draft("RGB", (-(-width // scale), -(-height // scale)))
     try:
-        # thumbnail() lets the JPEG decoder scale down while decoding (draft mode), so a
-        # 12 MP photo costs far less than a full decode; a truncated file still fails here.
-        image.thumbnail((max_edge, max_edge), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        image.thumbnail((max_edge, max_edge), Image.Resampling.LANCZOS, reducing_gap=None)
         image.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise PhotoError("The photo is truncated or damaged.") from None
@@ -158,6 +164,14 @@ def normalise(image: Image.Image, max_edge: int) -> Image.Image:
     elif image.mode != "RGB":
         image = image.convert("RGB")
     return image
+
+
+def draft_scale(longest: int, max_edge: int) -> int:
+    """The largest JPEG decode scale (1, 2, 4, 8) that keeps the longest edge >= 90% of max."""
+    scale = 1
+    while scale < 8 and longest / (scale * 2) >= max_edge * 0.9:
+        scale *= 2
+    return scale
 
 
 def encode_jpeg(image: Image.Image, quality: int) -> bytes:

@@ -60,9 +60,10 @@ class Text(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs)
         if self.multiline:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
-        text = text.strip()
-        if (CONTROL_MULTILINE if self.multiline else CONTROL_LINE).search(text):
+        # Look for controls before str.strip(), which would quietly eat some (U+0085).
+        if (CONTROL_MULTILINE if self.multiline else CONTROL_LINE).search(text.strip(" \t\n")):
             raise self.make_error("control")
+        text = text.strip()
         if len(text) > self.max_length:
             raise self.make_error("too_long", max=self.max_length)
         if not text:

@@ -56,6 +56,7 @@ class Switches:
     fail_status: int | None = None
     fail_remaining: int | None = None  # None: until cleared
     throttle_retry_after: int | None = None
+    throttle_remaining: int | None = None  # None: until cleared
     delay_seconds: float = 0.0
     hang: bool = False
 
@@ -185,9 +186,10 @@ class FakeKlaviyo:
         """Answer `status` to the next `count` requests (all, until cleared, when None)."""
         self.switches.fail_status, self.switches.fail_remaining = status, count
 
-    def throttle(self, retry_after: int = 3) -> None:
-        """Answer 429 with this Retry-After to everything until cleared."""
+    def throttle(self, retry_after: int = 3, count: int | None = None) -> None:
+        """Answer 429 with this Retry-After to the next `count` requests (all when None)."""
         self.switches.throttle_retry_after = retry_after
+        self.switches.throttle_remaining = count
 
     def slow(self, seconds: float) -> None:
         self.switches.delay_seconds = seconds
@@ -294,18 +296,22 @@ class FakeKlaviyo:
             return problem(503, "unavailable", "Service unavailable", "hung")
         if sw.delay_seconds:
             time.sleep(sw.delay_seconds)
-        if sw.throttle_retry_after is not None:
-            return self._throttled(now, sw.throttle_retry_after)
-        if sw.fail_status is not None:
-            with self.lock:
-                if sw.fail_remaining is not None:
-                    if sw.fail_remaining <= 0:
-                        sw.fail_status = sw.fail_remaining = None
-                    else:
-                        sw.fail_remaining -= 1
-            if sw.fail_status is not None:
-                return problem(sw.fail_status, "error", "Injected failure",
-                               f"the fake was told to answer {sw.fail_status}")
+        with self.lock:
+            retry_after = sw.throttle_retry_after
+            if retry_after is not None and sw.throttle_remaining is not None:
+                sw.throttle_remaining -= 1
+                if sw.throttle_remaining <= 0:
+                    sw.throttle_retry_after = sw.throttle_remaining = None
+            status = sw.fail_status if retry_after is None else None
+            if status is not None and sw.fail_remaining is not None:
+                sw.fail_remaining -= 1
+                if sw.fail_remaining <= 0:
+                    sw.fail_status = sw.fail_remaining = None
+        if retry_after is not None:
+            return self._throttled(now, retry_after)
+        if status is not None:
+            return problem(status, "error", "Injected failure",
+                           f"the fake was told to answer {status}")
         with self.lock:
             retry_after = self.windows.admit(now)
         if retry_after is not None:

@@ -97,13 +97,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def engine_url(url: str) -> str:
+    """DATABASE_URL as SQLAlchemy wants it: Heroku-style `postgres://` means psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 def connect(url: str) -> Engine:
     """An engine for the outbox, with the schema in place."""
-    if url.startswith("postgres://"):  # Heroku-style URLs name the old scheme
-        url = "postgresql://" + url[len("postgres://"):]
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    engine = create_engine(url, pool_pre_ping=True)
+    engine = create_engine(engine_url(url), pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     metadata.create_all(engine)

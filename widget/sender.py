@@ -151,12 +151,11 @@ class Sender:
 
     def _reclaim_if_due(self) -> None:
         now = time.monotonic()
-        if now - self._last_reclaim < RECLAIM_EVERY_SECONDS:
+        stale_after = self.config["SENDER_RECLAIM_SECONDS"]
+        if now - self._last_reclaim < min(RECLAIM_EVERY_SECONDS, stale_after):
             return
         self._last_reclaim = now
-        count = self.outbox.reclaim_stale(
-            timedelta(seconds=self.config["SENDER_RECLAIM_SECONDS"])
-        )
+        count = self.outbox.reclaim_stale(timedelta(seconds=stale_after))
         if count:
             log.warning("reclaimed %d submissions left in sending by a stopped sender", count)
 

@@ -1,0 +1,104 @@
+"""The outbox keeps every submission until it is delivered or given up."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from widget.outbox import IdempotencyConflict, Outbox, connect, engine_url, utcnow
+
+
+@pytest.fixture
+def outbox(tmp_path):
+    store = Outbox(connect(f"sqlite:///{tmp_path / 'outbox.db'}"))
+    yield store
+    store.engine.dispose()
+
+
+def test_put_commits_a_queued_row_that_survives_a_new_connection(tmp_path, outbox):
+    submission = outbox.put(b'{"data": 1}')
+    reopened = Outbox(connect(f"sqlite:///{tmp_path / 'outbox.db'}"))
+    row = reopened.get(submission.id)
+    assert (row.state, row.body, row.attempts) == ("queued", '{"data": 1}', 0)
+    reopened.engine.dispose()
+
+
+def test_sqlite_outbox_uses_wal_and_full_sync(outbox):
+    with outbox.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+
+
+def test_claim_takes_the_oldest_due_row_once(outbox):
+    first = outbox.put(b"1")
+    second = outbox.put(b"2")
+    claimed = outbox.claim_due()
+    assert (claimed.id, claimed.state, claimed.attempts) == (first.id, "sending", 1)
+    assert outbox.claim_due().id == second.id
+    assert outbox.claim_due() is None
+
+
+def test_rows_not_yet_due_are_not_claimed(outbox):
+    submission = outbox.put(b"1")
+    outbox.claim_due()
+    outbox.retry_at(submission.id, utcnow() + timedelta(minutes=5), status=503, error="down")
+    assert outbox.claim_due() is None
+    assert outbox.next_due_at() > utcnow()
+
+
+def test_concurrent_claims_never_hand_out_a_row_twice(outbox):
+    ids = {outbox.put(str(i).encode()).id for i in range(60)}
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def worker():
+        while (row := outbox.claim_due()) is not None:
+            with lock:
+                claimed.append(row.id)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == sorted(ids)
+
+
+def test_rows_left_sending_by_a_dead_sender_are_reclaimed_as_possible_duplicates(outbox):
+    submission = outbox.put(b"1")
+    outbox.claim_due()
+    assert outbox.reclaim_stale(timedelta(minutes=1)) == 0
+    assert outbox.reclaim_stale(timedelta(seconds=-1)) == 1
+    row = outbox.get(submission.id)
+    assert (row.state, row.possible_duplicate) == ("queued", True)
+
+
+def test_outcomes_are_recorded(outbox):
+    delivered, dead = outbox.put(b"1"), outbox.put(b"2")
+    outbox.claim_due(), outbox.claim_due()
+    outbox.mark_delivered(delivered.id, 202)
+    outbox.mark_dead(dead.id, status=400, error="Invalid input.")
+    assert outbox.counts() == {"queued": 0, "sending": 0, "delivered": 1, "dead": 1}
+    [row] = outbox.rows(("dead",))
+    assert (row["last_status"], row["last_error"]) == (400, "Invalid input.")
+    assert "body" not in row
+
+
+def test_idempotency_key_finds_the_first_submission_and_refuses_another_body(outbox):
+    first = outbox.put(b"1", "key", "digest-1")
+    assert outbox.find_replay("key", "digest-1").id == first.id
+    assert outbox.put(b"1", "key", "digest-1").id == first.id
+    with pytest.raises(IdempotencyConflict):
+        outbox.find_replay("key", "digest-2")
+    assert outbox.counts()["queued"] == 1
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("postgres://u:p@db:5432/r", "postgresql+psycopg://u:p@db:5432/r"),
+    ("postgresql://u@db/r", "postgresql+psycopg://u@db/r"),
+    ("sqlite:////var/data/outbox.db", "sqlite:////var/data/outbox.db"),
+])
+def test_database_urls_of_the_heroku_form_are_understood(url, expected):
+    assert engine_url(url) == expected

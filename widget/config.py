@@ -36,7 +36,8 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type = floa
     try:
         return kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a {kind.__name__}, not {raw!r}") from None
+        noun = "whole number" if kind is int else "number"
+        raise ConfigError(f"{name} must be a {noun}, not {raw!r}") from None
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: set[str]) -> str:
@@ -106,4 +107,10 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Random per boot is fine for one process; more than one needs a shared value.
         "SECRET_KEY": get("SECRET_KEY") or secrets.token_hex(32),
         "SECRET_KEY_IS_RANDOM": not get("SECRET_KEY"),
+        # Moderation reads from Klaviyo are kept this many seconds, so reloads and the back
+        # button cost nothing from the 150/min budget that submissions share. 0 turns it off.
+        "MODERATION_CACHE_SECONDS": _number(env, "MODERATION_CACHE_SECONDS", 30.0),
+        # How long a moderation page waits for a slot in that shared budget before it
+        # answers "busy, retry in N s" instead of keeping the moderator's browser waiting.
+        "MODERATION_WAIT_SECONDS": _number(env, "MODERATION_WAIT_SECONDS", 2.0),
     }

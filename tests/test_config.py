@@ -1,0 +1,57 @@
+"""Settings come from the environment, with clear errors for values that cannot work."""
+
+from __future__ import annotations
+
+import pytest
+
+from widget.config import ConfigError, from_environ
+
+
+def test_defaults_are_the_embedded_mode():
+    config = from_environ({})
+    assert config["KLAVIYO_BASE_URL"] == "https://a.klaviyo.com"
+    assert config["KLAVIYO_REVISION"] == "2026-07-15"
+    assert config["DATABASE_URL"] is None
+    assert config["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert config["RATELIMIT_ENABLED"] is True
+    assert config["WIDGET_SENDER"] == "thread"
+    assert config["WIDGET_OPEN_API"] is False
+    assert config["WIDGET_FRAME_ANCESTORS"] == "'self'"
+    assert config["MODERATION_USERNAME"] == "moderator"
+    assert config["MODERATION_PASSWORD"] is None
+    assert config["KLAVIYO_PUBLIC_KEY"] is None
+    assert config["SECRET_KEY_IS_RANDOM"] is True
+
+
+def test_a_random_secret_key_differs_per_boot():
+    assert from_environ({})["SECRET_KEY"] != from_environ({})["SECRET_KEY"]
+
+
+def test_environment_values_are_read_and_typed():
+    config = from_environ({
+        "KLAVIYO_PUBLIC_KEY": "ABC123", "KLAVIYO_BASE_URL": "http://127.0.0.1:9/",
+        "RATELIMIT_ENABLED": "false", "WIDGET_SENDER": "OFF", "WIDGET_MAX_PHOTOS": "3",
+        "KLAVIYO_READ_TIMEOUT": "2.5", "SECRET_KEY": "s",
+    })
+    assert config["KLAVIYO_PUBLIC_KEY"] == "ABC123"
+    assert config["KLAVIYO_BASE_URL"] == "http://127.0.0.1:9"
+    assert config["RATELIMIT_ENABLED"] is False
+    assert config["WIDGET_SENDER"] == "off"
+    assert config["WIDGET_MAX_PHOTOS"] == 3
+    assert config["KLAVIYO_READ_TIMEOUT"] == 2.5
+    assert config["SECRET_KEY_IS_RANDOM"] is False
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"RATELIMIT_ENABLED": "maybe"}, "RATELIMIT_ENABLED must be true or false"),
+    ({"WIDGET_SENDER": "process"}, "WIDGET_SENDER must be one of off, thread"),
+    ({"WIDGET_MAX_PHOTOS": "five"}, "WIDGET_MAX_PHOTOS must be a whole number"),
+])
+def test_values_that_cannot_work_are_named_in_the_error(env, message):
+    with pytest.raises(ConfigError, match=message):
+        from_environ(env)
+
+
+def test_test_config_overrides_the_environment(make_app):
+    app = make_app(WIDGET_MAX_PHOTOS=2)
+    assert app.config["WIDGET_MAX_PHOTOS"] == 2

@@ -286,6 +286,8 @@ class FakeKlaviyo:
                 return problem(400, "invalid", "Invalid input.", detail, pointer)
             return Response(b"", 202)
 
+        from tests.fake_klaviyo_reads import register_reads  # the read side (moderation)
+        register_reads(app, self)
         return app
 
     def _injected(self, now: float) -> Response | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from widget import api, commands, config, errors, health, outbox, sender
+from widget import api, commands, config, errors, health, moderation, outbox, sender
 from widget.extensions import limiter
 
 
@@ -30,4 +30,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     commands.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(moderation.bp)
     return app

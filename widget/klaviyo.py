@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -44,6 +45,10 @@ class KlaviyoTimeout(KlaviyoError):
 
 class KlaviyoRejected(KlaviyoError):
     """A 4xx other than 429: sending the same request again will not help."""
+
+
+class KlaviyoKeyMissing(KlaviyoError):
+    """KLAVIYO_PRIVATE_KEY is not set, so nothing can be read from Klaviyo."""
 
 
 def _details(response: requests.Response) -> str:
@@ -88,6 +93,34 @@ class KlaviyoClient:
             data=body, headers={"Content-Type": JSONAPI},
         )
         return response.status_code
+
+    def list_reviews(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /api/reviews with Klaviyo's query parameters (filter, sort, page[size],
+        page[cursor]); returns the JSON:API document."""
+        return self._read("/api/reviews", params)
+
+    def get_review(self, review_id: str, include_events: bool = True) -> dict[str, Any]:
+        """GET /api/reviews/{id}. `include=events` draws on a stricter limit: detail only."""
+        params = {"include": "events"} if include_events else {}
+        return self._read(f"/api/reviews/{quote(review_id, safe='')}", params)
+
+    def _read(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
+        if not self._private_key:
+            raise KlaviyoKeyMissing("KLAVIYO_PRIVATE_KEY is not set")
+        # The key goes on this request only, never into the session's headers: the create
+        # call shares the session and must carry no Authorization header.
+        headers = {"Authorization": f"Klaviyo-API-Key {self._private_key}"}
+        try:
+            response = self._send("GET", path, params=params, headers=headers)
+            return response.json()
+        except KlaviyoError as error:  # an upstream message that echoes the key loses it
+            if self._private_key not in str(error):
+                raise
+            message = str(error).replace(self._private_key, "[private key]")
+            raise type(error)(message, error.status, error.retry_after) from None
+        except ValueError:
+            raise KlaviyoUnavailable("Klaviyo answered with something other than JSON",
+                                     response.status_code) from None
 
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:

@@ -1,0 +1,51 @@
+"""A small in-process cache of recent Klaviyo reads, so a reload costs no rate-limit slot.
+
+Per process on purpose: it holds reviews (personal data) only for seconds and only in memory.
+With several processes a reload may miss once per process, which the shared pacer absorbs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any
+
+# Enough for every page a few moderators click through in the cache time; bounds memory.
+MAX_ENTRIES = 256
+
+
+class ReadCache:
+    """Answers kept for `seconds` (0 keeps nothing), oldest dropped beyond MAX_ENTRIES."""
+
+    def __init__(self, seconds: float, max_entries: int = MAX_ENTRIES) -> None:
+        self.seconds = seconds
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any | None:
+        """The kept answer, or None when there is none or it is older than `seconds`."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            stored_at, value = entry
+            if time.monotonic() - stored_at >= self.seconds:
+                del self._entries[key]
+                return None
+            return value
+
+    def put(self, key: Hashable, value: Any) -> None:
+        if self.seconds <= 0:
+            return
+        with self._lock:
+            self._entries[key] = (time.monotonic(), value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

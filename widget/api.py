@@ -125,6 +125,15 @@ def idempotency_conflict() -> ApiError:
 
 
 def review_schema() -> ReviewSchema:
+    """The app's ReviewSchema, built once: schemas hold no per-load state, and building the
+    nested schemas costs more than a whole load."""
+    schema = current_app.extensions.get("review_schema")
+    if schema is None:
+        schema = current_app.extensions["review_schema"] = _build_review_schema()
+    return schema
+
+
+def _build_review_schema() -> ReviewSchema:
     config = current_app.config
     photos = PhotoPolicy(
         max_photos=config["WIDGET_MAX_PHOTOS"],

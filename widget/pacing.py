@@ -1,9 +1,11 @@
 """The budget of calls to Klaviyo, shared by every process through RATELIMIT_STORAGE_URI.
 
-Klaviyo counts 10/s and 150/min per account in fixed windows, reads included. Moving windows
-of 8/s and 140/min (the default SENDER_RATE_LIMITS) guarantee that no fixed window of either
-length, wherever its edges fall, sees more than 8 or 140 of our calls. A 429 pauses every
-process sharing the storage until its Retry-After has passed.
+Klaviyo counts 10/s and 150/min per account in fixed windows, reads included, on arrival.
+Moving windows bound every interval of our calls wherever Klaviyo's window edges fall. The
+default SENDER_RATE_LIMITS, "8 per 2 seconds;140/minute", keeps any one second at 8 even
+when network delays bunch calls together (up to a second of jitter), and any minute at 140;
+the steady rate, 140/min, is the same as with 8/s. A 429 pauses every process sharing the
+storage until its Retry-After has passed.
 """
 
 from __future__ import annotations

@@ -8,8 +8,19 @@ from typing import Any
 
 from flask import Flask
 
-from widget import api, commands, config, errors, health, moderation, outbox, sender
-from widget.extensions import limiter
+from widget import (
+    api,
+    commands,
+    config,
+    embed,
+    errors,
+    health,
+    moderation,
+    outbox,
+    security,
+    sender,
+)
+from widget.extensions import compress, limiter
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -25,10 +36,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     errors.init_app(app)
     limiter.init_app(app)
+    security.init_app(app)
+    compress.init_app(app)
     outbox.init_app(app)
     sender.init_app(app)
     commands.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(moderation.bp)
+    embed.init_app(app)
     return app

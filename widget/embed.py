@@ -1,0 +1,243 @@
+"""The shopper's side: the form (`/embed`), its no-JavaScript post, the loader, the demo page."""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    render_template,
+    request,
+)
+from marshmallow import EXCLUDE, Schema, ValidationError, fields
+from marshmallow.validate import Length, OneOf
+from werkzeug.datastructures import FileStorage, MultiDict
+
+from widget import assets, i18n, questions
+from widget.api import BODY_TARGET_SHARE, accept, submit_limit
+from widget.config import ConfigError
+from widget.errors import ApiError, pointers
+from widget.extensions import limiter
+from widget.schemas import INCENTIVE_TYPES, INTEGRATIONS, serialise
+from widget.security import frameable
+
+bp = Blueprint("embed", __name__)
+
+THEMES = ("light", "dark", "auto")
+MODES = ("review", "question")
+# Merchant theme overrides: custom-property declarations only, nothing that could end the
+# rule or load anything (no braces, quotes, backslashes, url() or @-rules).
+THEME_DECLARATION = re.compile(r"\s*--kr-[a-z0-9-]+\s*:\s*[#%(),.\w\s-]+\s*")
+# The pointer's field in the form; anything else goes to the error summary only.
+FIELDS = {"rating", "title", "content", "author", "email", "images", "incentive_type",
+          "review_type", "custom_questions"}
+
+
+class EmbedQuery(Schema):
+    """What a storefront may put in the /embed query (and the form echoes back)."""
+
+    class Meta:
+        unknown = EXCLUDE  # storefronts add their own tracking parameters
+
+    product_id = fields.String(load_default=None, validate=Length(min=1, max=255))
+    integration = fields.String(load_default="shopify", validate=OneOf(INTEGRATIONS))
+    order_id = fields.String(load_default=None, validate=Length(min=1, max=255))
+    type = fields.String(load_default="review")
+    product_name = fields.String(load_default=None, validate=Length(max=200))
+    locale = fields.String(load_default=None)
+    theme = fields.String(load_default="auto")
+
+
+def context_from(args: MultiDict[str, str]) -> dict[str, Any]:
+    """The embed's product, order, mode, locale and theme; unknown modes and themes fall
+    back to their defaults, an unknown integration is a setup error."""
+    values = {key: value for key, value in args.items() if value != ""}
+    try:
+        context = EmbedQuery().load(values)
+    except ValidationError as error:
+        detail = "; ".join(f"{pointer.lstrip('/')}: {message}"
+                           for pointer, message in pointers(error.messages))
+        raise SetupError(detail) from None
+    context["mode"] = context.pop("type") if context["type"] in MODES else "review"
+    context["theme"] = context["theme"] if context["theme"] in THEMES else "auto"
+    context["locale"] = i18n.choose(context["locale"], request.accept_languages.values())
+    return context
+
+
+class SetupError(ValueError):
+    """The storefront embedded the form with query values we cannot use."""
+
+
+@bp.errorhandler(SetupError)
+def setup_error(error: SetupError) -> tuple[str, int]:
+    locale = i18n.choose(request.args.get("locale"), request.accept_languages.values())
+    t = i18n.strings(locale)
+    return render_template("embed/setup_error.html", t=t, locale=locale, theme="auto",
+                           message=t["err_setup"].format(detail=error)), 400
+
+
+@bp.get("/embed")
+@frameable
+def form() -> str:
+    context = context_from(request.args)
+    return render_form(context, values=MultiDict(), errors={}, key=uuid.uuid4().hex)
+
+
+@bp.post("/embed")
+@frameable
+@limiter.limit(submit_limit)
+def submit() -> str:
+    """The same review as the script would send, from a plain form post (no JavaScript)."""
+    context = context_from(request.form)
+    body = review_from_form(request.form, request.files.getlist("photos"), context)
+    accept(serialise(body), lambda: body, form_key())
+    mode = "question" if body["data"]["attributes"]["review_type"] == "question" else "review"
+    return render_page("embed/thanks.html", context, mode=mode)
+
+
+@bp.errorhandler(ValidationError)
+def invalid_form(error: ValidationError) -> tuple[str, int]:
+    return form_with_errors(pointers(error.messages), 422)
+
+
+@bp.errorhandler(ApiError)
+def refused_form(error: ApiError) -> tuple[str, int]:
+    problems = ((problem.pointer or "/", problem.detail) for problem in error.problems)
+    return form_with_errors(problems, error.status)
+
+
+def form_with_errors(problems: Iterator[tuple[str, str]], status: int) -> tuple[str, int]:
+    """The form again, as typed, with each problem next to its field."""
+    context = context_from(request.form)
+    t = i18n.strings(context["locale"])
+    errors: dict[str, str] = {}
+    for pointer, detail in problems:
+        field, message = error_for(pointer, detail, t)
+        errors.setdefault(field, message)
+    values = request.form.copy()
+    return render_form(context, values, errors, form_key() or uuid.uuid4().hex), status
+
+
+def error_for(pointer: str, detail: str, t: Any) -> tuple[str, str]:
+    """The form field a JSON pointer names, and the shopper's message for it."""
+    parts = pointer.strip("/").split("/")
+    name = parts[2] if len(parts) > 2 and parts[:2] == ["data", "attributes"] else ""
+    if name not in FIELDS:
+        return "other", t["err_other"].format(detail=detail)
+    if name == "images":
+        index = int(parts[3]) + 1 if len(parts) > 3 and parts[3].isdigit() else 1
+        return "photos", t["err_photos"].format(n=index)
+    if name == "custom_questions":
+        return "questions", t["err_question"]
+    key = {"incentive_type": "incentive", "review_type": "type"}.get(name, name)
+    return key, t[f"err_{key}"]
+
+
+def form_key() -> str | None:
+    key = (request.form.get("idempotency_key") or "").strip()
+    return key if 0 < len(key) <= 64 and key.isalnum() else None
+
+
+def review_from_form(form: MultiDict[str, str], photos: list[FileStorage],
+                     context: dict[str, Any]) -> dict[str, Any]:
+    """The Klaviyo-format body for a posted form (the same one the script builds)."""
+    review_type = form.get("review_type", "review")
+    attributes: dict[str, Any] = {
+        "review_type": review_type,
+        "email": form.get("email", ""),
+        "author": form.get("author", ""),
+        "content": form.get("content", ""),
+    }
+    if review_type != "question":
+        rating = form.get("rating", "")
+        attributes["rating"] = int(rating) if rating.isdecimal() else None
+        attributes["title"] = form.get("title") or None
+        attributes["incentive_type"] = form.get("incentive_type") or None
+        answered = [{"id": q.id, "answers": answers} for q in current_questions()
+                    if (answers := [a for a in form.getlist(f"q.{q.id}") if a.strip()])]
+        attributes["custom_questions"] = answered or None
+        images = [photo_reference(photo) for photo in photos if photo.filename]
+        attributes["images"] = images or None
+    if context["product_id"]:
+        attributes["product"] = {"external_id": context["product_id"],
+                                 "integration_key": context["integration"]}
+    data: dict[str, Any] = {"type": "review", "attributes": attributes}
+    if context["order_id"]:
+        data["relationships"] = {"order": {"data": {"type": "order", "id": context["order_id"]}}}
+    return {"data": data}
+
+
+def photo_reference(photo: FileStorage) -> str:
+    """A posted file as a data-URI; widget/images checks that the bytes match the type."""
+    data = base64.b64encode(photo.read()).decode("ascii")
+    return f"data:{photo.mimetype or 'application/octet-stream'};base64,{data}"
+
+
+def render_form(context: dict[str, Any], values: MultiDict[str, str], errors: dict[str, str],
+                key: str) -> str:
+    config = current_app.config
+    return render_page(
+        "embed/form.html", context, values=values, errors=errors, idempotency_key=key,
+        questions=current_questions(), incentives=INCENTIVE_TYPES,
+        max_photos=config["WIDGET_MAX_PHOTOS"], max_edge=config["PHOTO_MAX_EDGE"],
+        body_limit=int(config["KLAVIYO_MAX_BODY_BYTES"] * BODY_TARGET_SHARE),
+        script_strings=i18n.script_strings(context["locale"]),
+        # A store review when the storefront names no product (Klaviyo's review_type).
+        review_value="review" if context["product_id"] else "store",
+    )
+
+
+def render_page(template: str, context: dict[str, Any], **extra: Any) -> str:
+    return render_template(template, c=context, locale=context["locale"],
+                           theme=context["theme"], t=i18n.strings(context["locale"]),
+                           theme_css=bool(current_app.config["WIDGET_THEME"]), **extra)
+
+
+def current_questions() -> tuple[questions.Question, ...]:
+    return current_app.extensions["custom_questions"]
+
+
+@bp.get("/embed.js")
+def loader() -> Response:
+    """The host-page loader at a fixed URL, so storefronts cache it only briefly."""
+    return assets.respond("embed.js", assets.LOADER_MAX_AGE)
+
+
+@bp.get("/embed/theme.css")
+def theme_css() -> Response:
+    """The merchant's custom-property overrides (WIDGET_THEME), after the built-in themes."""
+    css = ":root,:root[data-theme]{" + current_app.config["WIDGET_THEME"] + "}\n"
+    return Response(css, mimetype="text/css",
+                    headers={"Cache-Control": "public, max-age=300"})
+
+
+@bp.get("/")
+def demo() -> str:
+    """A storefront page that embeds the form through the loader, as a shop would."""
+    locale = i18n.choose(request.args.get("locale"), request.accept_languages.values())
+    return render_template("embed/demo.html", t=i18n.strings(locale), locale=locale)
+
+
+def check_theme(theme: str) -> None:
+    for declaration in filter(str.strip, theme.split(";")):
+        if not THEME_DECLARATION.fullmatch(declaration):
+            raise ConfigError(
+                f"WIDGET_THEME: {declaration.strip()!r} is not a --kr-* custom property "
+                "with a plain value (like --kr-accent: #7a1fa2)"
+            )
+
+
+def init_app(app: Flask) -> None:
+    """Check the form's settings at boot and register the routes."""
+    app.extensions["custom_questions"] = questions.load(app.config["WIDGET_CUSTOM_QUESTIONS"])
+    check_theme(app.config["WIDGET_THEME"])
+    app.add_template_global(assets.asset_url)
+    app.register_blueprint(assets.bp)
+    app.register_blueprint(bp)

@@ -1,0 +1,238 @@
+"""Every string the shopper sees, in English, French and German; one place to translate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+DEFAULT = "en"
+
+STRINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "heading": "Write a review",
+        "mode_legend": "What would you like to do?",
+        "mode_review": "Write a review",
+        "mode_question": "Ask a question",
+        "rating": "Rating",
+        "star_1": "1 star",
+        "star_2": "2 stars",
+        "star_3": "3 stars",
+        "star_4": "4 stars",
+        "star_5": "5 stars",
+        "title": "Title",
+        "content_review": "Your review",
+        "content_question": "Your question",
+        "author": "Name",
+        "email": "Email",
+        "email_hint": "Never shown publicly.",
+        "optional": "(optional)",
+        "photos": "Photos",
+        "photos_hint": "Up to {max} JPEG, PNG or WebP photos. You can also drop them here.",
+        "photo_alt": "Photo {n}",
+        "photo_remove": "Remove photo {n}",
+        "photo_preparing": "Preparing photos…",
+        "photo_not_image": "{name} is not a photo we can use (JPEG, PNG or WebP).",
+        "photo_too_many": "You can add at most {max} photos.",
+        "photo_count": "Photos attached: {n}.",
+        "photos_need_js": "Photos are sent only when JavaScript is on.",
+        "incentive": "Did you receive anything for this review?",
+        "incentive_none": "No, nothing",
+        "incentive_coupon_or_discount": "A coupon or discount",
+        "incentive_employee_review": "I work for this company",
+        "incentive_free_product": "A free product",
+        "incentive_loyalty_points": "Loyalty points",
+        "incentive_paid_promotion": "A payment",
+        "incentive_sweepstakes_entry": "An entry in a prize draw",
+        "incentive_other": "Something else",
+        "submit": "Send",
+        "sending": "Sending…",
+        "summary": "Please check the following:",
+        "thanks_heading": "Thank you!",
+        "thanks_review": "We received your review. It will appear on the site after moderation.",
+        "thanks_question": "We received your question. It will appear on the site after "
+                           "moderation.",
+        "err_rating": "Choose a rating from 1 to 5 stars.",
+        "err_title": "Use a title of at most 150 characters, plain text.",
+        "err_content": "Write your text (plain text, at most 10,000 characters).",
+        "err_author": "Enter your name.",
+        "err_email": "Enter a valid email address, like name@example.com.",
+        "err_photos": "Photo {n} could not be used; remove it or choose another.",
+        "err_incentive": "Choose one of the options.",
+        "err_type": "Choose whether you write a review or ask a question.",
+        "err_question": "Answer this question.",
+        "err_other": "Something in the form could not be accepted: {detail}",
+        "err_network": "Not sent: the connection failed. Everything you entered is still "
+                       "here; try again.",
+        "err_server": "Not sent: the service is unavailable right now. Everything you entered "
+                      "is still here; try again in a moment.",
+        "err_throttled": "Not sent: too many submissions from this connection. Wait a minute, "
+                         "then try again.",
+        "err_setup": "This review form is not set up correctly: {detail}",
+        "demo_title": "Demo storefront",
+        "demo_product": "Organic cotton T-shirt",
+        "demo_intro": "This page embeds the review form with one script tag, as a shop would.",
+    },
+    "fr": {
+        "heading": "Rédiger un avis",
+        "mode_legend": "Que souhaitez-vous faire ?",
+        "mode_review": "Rédiger un avis",
+        "mode_question": "Poser une question",
+        "rating": "Note",
+        "star_1": "1 étoile",
+        "star_2": "2 étoiles",
+        "star_3": "3 étoiles",
+        "star_4": "4 étoiles",
+        "star_5": "5 étoiles",
+        "title": "Titre",
+        "content_review": "Votre avis",
+        "content_question": "Votre question",
+        "author": "Nom",
+        "email": "E-mail",
+        "email_hint": "Jamais affiché publiquement.",
+        "optional": "(facultatif)",
+        "photos": "Photos",
+        "photos_hint": "Jusqu'à {max} photos JPEG, PNG ou WebP. Vous pouvez aussi les "
+                       "déposer ici.",
+        "photo_alt": "Photo {n}",
+        "photo_remove": "Retirer la photo {n}",
+        "photo_preparing": "Préparation des photos…",
+        "photo_not_image": "{name} n'est pas une photo utilisable (JPEG, PNG ou WebP).",
+        "photo_too_many": "Vous pouvez ajouter {max} photos au maximum.",
+        "photo_count": "Photos jointes : {n}.",
+        "photos_need_js": "Les photos ne sont envoyées que si JavaScript est activé.",
+        "incentive": "Avez-vous reçu quelque chose en échange de cet avis ?",
+        "incentive_none": "Non, rien",
+        "incentive_coupon_or_discount": "Un bon ou une réduction",
+        "incentive_employee_review": "Je travaille pour cette entreprise",
+        "incentive_free_product": "Un produit gratuit",
+        "incentive_loyalty_points": "Des points de fidélité",
+        "incentive_paid_promotion": "Une rémunération",
+        "incentive_sweepstakes_entry": "Une participation à un tirage au sort",
+        "incentive_other": "Autre chose",
+        "submit": "Envoyer",
+        "sending": "Envoi en cours…",
+        "summary": "Veuillez vérifier les points suivants :",
+        "thanks_heading": "Merci !",
+        "thanks_review": "Nous avons bien reçu votre avis. Il apparaîtra sur le site après "
+                         "modération.",
+        "thanks_question": "Nous avons bien reçu votre question. Elle apparaîtra sur le site "
+                           "après modération.",
+        "err_rating": "Choisissez une note de 1 à 5 étoiles.",
+        "err_title": "Le titre doit être du texte simple de 150 caractères au plus.",
+        "err_content": "Écrivez votre texte (texte simple, 10 000 caractères au plus).",
+        "err_author": "Indiquez votre nom.",
+        "err_email": "Indiquez une adresse e-mail valide, par exemple nom@example.com.",
+        "err_photos": "La photo {n} n'a pas pu être utilisée ; retirez-la ou choisissez-en "
+                      "une autre.",
+        "err_incentive": "Choisissez l'une des options.",
+        "err_type": "Indiquez si vous rédigez un avis ou posez une question.",
+        "err_question": "Répondez à cette question.",
+        "err_other": "Un élément du formulaire n'a pas pu être accepté : {detail}",
+        "err_network": "Non envoyé : la connexion a échoué. Tout ce que vous avez saisi est "
+                       "conservé ; réessayez.",
+        "err_server": "Non envoyé : le service est indisponible pour le moment. Tout ce que "
+                      "vous avez saisi est conservé ; réessayez dans un instant.",
+        "err_throttled": "Non envoyé : trop d'envois depuis cette connexion. Attendez une "
+                         "minute, puis réessayez.",
+        "err_setup": "Ce formulaire d'avis n'est pas configuré correctement : {detail}",
+        "demo_title": "Boutique de démonstration",
+        "demo_product": "T-shirt en coton bio",
+        "demo_intro": "Cette page intègre le formulaire d'avis avec une seule balise script, "
+                      "comme le ferait une boutique.",
+    },
+    "de": {
+        "heading": "Bewertung schreiben",
+        "mode_legend": "Was möchten Sie tun?",
+        "mode_review": "Eine Bewertung schreiben",
+        "mode_question": "Eine Frage stellen",
+        "rating": "Sterne",
+        "star_1": "1 Stern",
+        "star_2": "2 Sterne",
+        "star_3": "3 Sterne",
+        "star_4": "4 Sterne",
+        "star_5": "5 Sterne",
+        "title": "Titel",
+        "content_review": "Ihre Bewertung",
+        "content_question": "Ihre Frage",
+        "author": "Name",
+        "email": "E-Mail",
+        "email_hint": "Wird nie veröffentlicht.",
+        "optional": "(optional)",
+        "photos": "Fotos",
+        "photos_hint": "Bis zu {max} Fotos (JPEG, PNG oder WebP). Sie können sie auch hierher "
+                       "ziehen.",
+        "photo_alt": "Foto {n}",
+        "photo_remove": "Foto {n} entfernen",
+        "photo_preparing": "Fotos werden vorbereitet…",
+        "photo_not_image": "{name} ist kein verwendbares Foto (JPEG, PNG oder WebP).",
+        "photo_too_many": "Sie können höchstens {max} Fotos hinzufügen.",
+        "photo_count": "Angehängte Fotos: {n}.",
+        "photos_need_js": "Fotos werden nur mit aktiviertem JavaScript gesendet.",
+        "incentive": "Haben Sie für diese Bewertung etwas erhalten?",
+        "incentive_none": "Nein, nichts",
+        "incentive_coupon_or_discount": "Einen Gutschein oder Rabatt",
+        "incentive_employee_review": "Ich arbeite für dieses Unternehmen",
+        "incentive_free_product": "Ein kostenloses Produkt",
+        "incentive_loyalty_points": "Treuepunkte",
+        "incentive_paid_promotion": "Eine Bezahlung",
+        "incentive_sweepstakes_entry": "Eine Teilnahme an einem Gewinnspiel",
+        "incentive_other": "Etwas anderes",
+        "submit": "Senden",
+        "sending": "Wird gesendet…",
+        "summary": "Bitte prüfen Sie Folgendes:",
+        "thanks_heading": "Vielen Dank!",
+        "thanks_review": "Wir haben Ihre Bewertung erhalten. Sie erscheint nach der Prüfung "
+                         "auf der Website.",
+        "thanks_question": "Wir haben Ihre Frage erhalten. Sie erscheint nach der Prüfung auf "
+                           "der Website.",
+        "err_rating": "Wählen Sie 1 bis 5 Sterne.",
+        "err_title": "Der Titel darf höchstens 150 Zeichen einfacher Text sein.",
+        "err_content": "Schreiben Sie Ihren Text (einfacher Text, höchstens 10.000 Zeichen).",
+        "err_author": "Geben Sie Ihren Namen ein.",
+        "err_email": "Geben Sie eine gültige E-Mail-Adresse ein, z. B. name@example.com.",
+        "err_photos": "Foto {n} konnte nicht verwendet werden; entfernen Sie es oder wählen "
+                      "Sie ein anderes.",
+        "err_incentive": "Wählen Sie eine der Möglichkeiten.",
+        "err_type": "Wählen Sie, ob Sie eine Bewertung schreiben oder eine Frage stellen.",
+        "err_question": "Bitte beantworten Sie diese Frage.",
+        "err_other": "Etwas im Formular wurde nicht angenommen: {detail}",
+        "err_network": "Nicht gesendet: Die Verbindung ist fehlgeschlagen. Ihre Eingaben sind "
+                       "noch da; versuchen Sie es erneut.",
+        "err_server": "Nicht gesendet: Der Dienst ist gerade nicht erreichbar. Ihre Eingaben "
+                      "sind noch da; versuchen Sie es gleich noch einmal.",
+        "err_throttled": "Nicht gesendet: zu viele Einsendungen von dieser Verbindung. Warten "
+                         "Sie eine Minute und versuchen Sie es dann erneut.",
+        "err_setup": "Dieses Bewertungsformular ist nicht richtig eingerichtet: {detail}",
+        "demo_title": "Demo-Shop",
+        "demo_product": "T-Shirt aus Bio-Baumwolle",
+        "demo_intro": "Diese Seite bindet das Bewertungsformular mit einem Script-Tag ein, wie "
+                      "es ein Shop tun würde.",
+    },
+}
+LOCALES = tuple(STRINGS)
+
+# The strings the browser script needs (errors it finds itself, photo handling, status).
+SCRIPT_KEYS = (
+    "photo_alt", "photo_remove", "photo_preparing", "photo_not_image", "photo_too_many",
+    "photo_count", "sending", "err_rating", "err_title", "err_content", "err_author",
+    "err_email", "err_photos", "err_incentive", "err_type", "err_question", "err_other",
+    "err_network", "err_server", "err_throttled",
+)
+
+
+def choose(requested: str | None, accepted: Iterable[str] = ()) -> str:
+    """The locale to use: the `locale` query when we have it (fr-CA counts as fr), else the
+    browser's preference, else English."""
+    for candidate in ([requested] if requested else []) + list(accepted):
+        language = candidate.replace("_", "-").split("-")[0].lower()
+        if language in STRINGS:
+            return language
+    return DEFAULT
+
+
+def strings(locale: str) -> Mapping[str, str]:
+    return STRINGS.get(locale, STRINGS[DEFAULT])
+
+
+def script_strings(locale: str) -> dict[str, str]:
+    table = strings(locale)
+    return {key: table[key] for key in SCRIPT_KEYS}

@@ -30,7 +30,7 @@ TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 # Tried in order until the photo fits its share of the body: (longest edge cap, JPEG quality).
-ATTEMPTS = ((1.0, 85), (1.0, 72), (0.75, 72), (0.6, 65), (0.5, 60))
+ATTEMPTS = ((1.0, 85), (1.0, 75), (1.0, 65), (0.75, 70), (0.5, 65))
 
 
 class PhotoError(ValueError):

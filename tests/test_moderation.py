@@ -157,6 +157,7 @@ def test_paging_follows_klaviyo_cursors_forward_and_back(browse, fake_klaviyo):
     back = re.search(r'rel="prev" href="([^"]+)"', pages[2]).group(1).replace("&amp;", "&")
     assert back.startswith("/moderation/?") and "status=rejected" in back
     assert re.findall(r'data-review-id="([^"]+)"', text(browse(back))) == ["rej1-2", "rej1-1"]
+    assert len(fake_klaviyo.requests("/api/reviews")) == 3  # going back came from the cache
     assert fake_klaviyo.url not in "".join(pages)  # Klaviyo's own links never reach the page
 
 

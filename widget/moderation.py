@@ -31,7 +31,7 @@ from widget.klaviyo import (
     KlaviyoTimeout,
     KlaviyoUnavailable,
 )
-from widget.moderation_query import ListQuery, ReviewPath
+from widget.moderation_query import Listing, ListQuery, ReviewPath
 from widget.moderation_view import HELPERS, extra_attributes
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
@@ -119,7 +119,7 @@ def review(review_id: str) -> Response:
     review_id = ReviewPath().load({"id": review_id})["id"]
     document = read(("review", review_id),
                     lambda client: client.get_review(review_id, include_events=True))
-    data = document["data"]
+    data = document.get("data") or {}
     events = [item for item in document.get("included") or [] if item.get("type") == "event"]
     return page("moderation/review.html", review=data, events=events,
                 extra=extra_attributes(data.get("attributes") or {}))
@@ -174,7 +174,7 @@ def take_slot(try_acquire: Callable[[], float], patience: float) -> None:
         time.sleep(wait)
 
 
-def page_query(listing: Any, link: str | None) -> dict[str, str] | None:
+def page_query(listing: Listing, link: str | None) -> dict[str, str] | None:
     """Our query string for Klaviyo's links.next / links.prev: only its cursor is taken,
     so no URL from an answer is ever requested with the key."""
     if not link:

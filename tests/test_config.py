@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from widget.config import ConfigError, from_environ
@@ -55,3 +58,12 @@ def test_values_that_cannot_work_are_named_in_the_error(env, message):
 def test_test_config_overrides_the_environment(make_app):
     app = make_app(WIDGET_MAX_PHOTOS=2)
     assert app.config["WIDGET_MAX_PHOTOS"] == 2
+
+
+def test_every_environment_variable_is_documented_in_the_readme():
+    root = Path(__file__).resolve().parent.parent
+    source = (root / "widget" / "config.py").read_text()
+    names = set(re.findall(r'(?:get\(|env, )"([A-Z][A-Z0-9_]+)"', source))
+    assert {"KLAVIYO_PUBLIC_KEY", "DATABASE_URL", "WIDGET_OPEN_API"} <= names
+    readme = (root / "README.md").read_text()
+    assert sorted(name for name in names if f"`{name}`" not in readme) == []

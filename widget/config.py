@@ -83,6 +83,10 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # sends together, and 140/min (93% of 150) leaves room for moderation reads.
         "SENDER_RATE_LIMITS": get("SENDER_RATE_LIMITS") or "8 per 2 seconds;140/minute",
         "WIDGET_SENDER": _choice(env, "WIDGET_SENDER", "thread", {"thread", "off"}),
+        # gunicorn processes of the Procfile's web role. Not WEB_CONCURRENCY: some platforms
+        # set that on their own, and the embedded defaults (memory:// limits, the sender
+        # thread's pacing) are per process, so more than one must be asked for.
+        "WIDGET_WEB_PROCESSES": _number(env, "WIDGET_WEB_PROCESSES", 1, int),
         # How often an idle sender looks for due rows (seconds); a submission in the same
         # process wakes it at once.
         "SENDER_POLL_SECONDS": _number(env, "SENDER_POLL_SECONDS", 0.25),

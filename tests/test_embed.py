@@ -241,3 +241,22 @@ def test_pages_are_compressed_for_browsers_that_accept_it(client):
     page = client.get("/embed", headers={"Accept-Encoding": "gzip"})
     assert page.headers["Content-Encoding"] == "gzip"
     assert len(page.data) < 4000
+
+
+def test_a_changed_form_sent_again_from_the_back_button_is_explained_with_a_new_key(app):
+    client = app.test_client()
+    client.post("/embed", data=form())
+    page = client.post("/embed", data=form(content="Changed my mind."))
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422
+    assert "This form was sent before." in html
+    assert 'name="idempotency_key" value="' + "k" * 32 not in html
+    key = re.search(r'name="idempotency_key" value="(\w+)"', html)[1]
+    assert client.post("/embed", data=form(content="Changed my mind.",
+                                           idempotency_key=key)).status_code == 200
+    assert len(queued_bodies(app)) == 2
+
+
+def test_form_pages_are_never_stored_by_caches(client):
+    assert client.get("/embed").headers["Cache-Control"] == "no-store"
+    assert client.post("/embed", data=form()).headers["Cache-Control"] == "no-store"

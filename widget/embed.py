@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from flask import (
@@ -104,25 +104,37 @@ def submit() -> str:
 
 @bp.errorhandler(ValidationError)
 def invalid_form(error: ValidationError) -> tuple[str, int]:
-    return form_with_errors(pointers(error.messages), 422)
+    return form_with_errors(422, pointers(error.messages))
 
 
 @bp.errorhandler(ApiError)
 def refused_form(error: ApiError) -> tuple[str, int]:
+    if any(problem.code == "idempotency_key_reused" for problem in error.problems):
+        # This page's form was sent before (the back button) and is now different: say so,
+        # and give it a new key so that sending again makes a new review.
+        return form_with_errors(error.status, resent=True)
     problems = ((problem.pointer or "/", problem.detail) for problem in error.problems)
-    return form_with_errors(problems, error.status)
+    return form_with_errors(error.status, problems)
 
 
-def form_with_errors(problems: Iterator[tuple[str, str]], status: int) -> tuple[str, int]:
+def form_with_errors(status: int, problems: Iterable[tuple[str, str]] = (),
+                     resent: bool = False) -> tuple[str, int]:
     """The form again, as typed, with each problem next to its field."""
     context = context_from(request.form)
     t = i18n.strings(context["locale"])
-    errors: dict[str, str] = {}
+    errors: dict[str, str] = {"other": t["err_resent"]} if resent else {}
     for pointer, detail in problems:
         field, message = error_for(pointer, detail, t)
         errors.setdefault(field, message)
-    values = request.form.copy()
-    return render_form(context, values, errors, form_key() or uuid.uuid4().hex), status
+    key = None if resent else form_key()
+    return render_form(context, request.form.copy(), errors, key or uuid.uuid4().hex), status
+
+
+@bp.after_request
+def never_cached(response: Response) -> Response:
+    """Each form page carries its own idempotency key: a shared cache must not keep it."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def error_for(pointer: str, detail: str, t: Any) -> tuple[str, str]:

@@ -33,7 +33,6 @@ STRINGS: dict[str, dict[str, str]] = {
         "photo_not_image": "{name} is not a photo we can use (JPEG, PNG or WebP).",
         "photo_too_many": "You can add at most {max} photos.",
         "photo_count": "Photos attached: {n}.",
-        "photos_need_js": "Photos are sent only when JavaScript is on.",
         "incentive": "Did you receive anything for this review?",
         "incentive_none": "No, nothing",
         "incentive_coupon_or_discount": "A coupon or discount",
@@ -66,6 +65,8 @@ STRINGS: dict[str, dict[str, str]] = {
                       "is still here; try again in a moment.",
         "err_throttled": "Not sent: too many submissions from this connection. Wait a minute, "
                          "then try again.",
+        "err_resent": "This form was sent before. To send it as it is now, as a new review, "
+                      "press Send again.",
         "err_setup": "This review form is not set up correctly: {detail}",
         "demo_title": "Demo storefront",
         "demo_product": "Organic cotton T-shirt",
@@ -98,7 +99,6 @@ STRINGS: dict[str, dict[str, str]] = {
         "photo_not_image": "{name} n'est pas une photo utilisable (JPEG, PNG ou WebP).",
         "photo_too_many": "Vous pouvez ajouter {max} photos au maximum.",
         "photo_count": "Photos jointes : {n}.",
-        "photos_need_js": "Les photos ne sont envoyées que si JavaScript est activé.",
         "incentive": "Avez-vous reçu quelque chose en échange de cet avis ?",
         "incentive_none": "Non, rien",
         "incentive_coupon_or_discount": "Un bon ou une réduction",
@@ -133,6 +133,8 @@ STRINGS: dict[str, dict[str, str]] = {
                       "vous avez saisi est conservé ; réessayez dans un instant.",
         "err_throttled": "Non envoyé : trop d'envois depuis cette connexion. Attendez une "
                          "minute, puis réessayez.",
+        "err_resent": "Ce formulaire a déjà été envoyé. Pour l'envoyer tel qu'il est "
+                      "maintenant, comme un nouvel avis, appuyez de nouveau sur Envoyer.",
         "err_setup": "Ce formulaire d'avis n'est pas configuré correctement : {detail}",
         "demo_title": "Boutique de démonstration",
         "demo_product": "T-shirt en coton bio",
@@ -166,7 +168,6 @@ STRINGS: dict[str, dict[str, str]] = {
         "photo_not_image": "{name} ist kein verwendbares Foto (JPEG, PNG oder WebP).",
         "photo_too_many": "Sie können höchstens {max} Fotos hinzufügen.",
         "photo_count": "Angehängte Fotos: {n}.",
-        "photos_need_js": "Fotos werden nur mit aktiviertem JavaScript gesendet.",
         "incentive": "Haben Sie für diese Bewertung etwas erhalten?",
         "incentive_none": "Nein, nichts",
         "incentive_coupon_or_discount": "Einen Gutschein oder Rabatt",
@@ -201,6 +202,8 @@ STRINGS: dict[str, dict[str, str]] = {
                       "sind noch da; versuchen Sie es gleich noch einmal.",
         "err_throttled": "Nicht gesendet: zu viele Einsendungen von dieser Verbindung. Warten "
                          "Sie eine Minute und versuchen Sie es dann erneut.",
+        "err_resent": "Dieses Formular wurde schon gesendet. Um es so, wie es jetzt ist, als "
+                      "neue Bewertung zu senden, drücken Sie erneut auf Senden.",
         "err_setup": "Dieses Bewertungsformular ist nicht richtig eingerichtet: {detail}",
         "demo_title": "Demo-Shop",
         "demo_product": "T-Shirt aus Bio-Baumwolle",

@@ -34,6 +34,24 @@ def test_axe_finds_no_violations_in_the_form_with_and_without_errors(
     assert axe_violations(page) == []
 
 
+def test_axe_finds_no_violations_in_question_mode_the_thank_you_and_the_demo_page(
+        page, make_app, live_server):
+    server = live_server(make_app())
+    page.goto(f"{server.url}/embed?{QUERY}&type=question&theme=dark")
+    assert axe_violations(page) == []
+    page.fill("#kr-content", "Does it shrink?")
+    page.fill("#kr-author", "Ann")
+    page.fill("#kr-email", "ann@example.com")
+    page.click("#kr-submit")
+    page.locator("#kr-thanks").wait_for()
+    assert axe_violations(page) == []
+    page.goto(f"{server.url}/embed?integration=magento")
+    assert axe_violations(page) == []
+    page.goto(f"{server.url}/")
+    page.wait_for_selector("iframe", state="visible")
+    assert axe_violations(page) == []
+
+
 def test_auto_theme_follows_the_dark_preference_and_axe_finds_nothing(
         browser, app, live_server):
     server = live_server(app)

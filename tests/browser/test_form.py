@@ -68,7 +68,9 @@ def test_shopper_on_another_origin_submits_by_keyboard_with_a_12_mp_photo(
         page.keyboard.press("Space")
     chooser.value.set_files(photo)
     frame.locator("#kr-previews img").wait_for()
-    tab_to(page, frame, "", presses=1)  # the preview's remove button
+    page.keyboard.press("Tab")
+    assert frame.evaluate("document.activeElement.getAttribute('aria-label')") == \
+        "Remove photo 1"
     tab_to(page, frame, "kr-incentive")
     page.keyboard.press("ArrowDown")  # "A coupon or discount"
     tab_to(page, frame, "kr-submit")
@@ -248,3 +250,19 @@ def test_without_javascript_the_form_posts_and_answers_with_a_page(
         assert context.cookies() == []
     finally:
         context.close()
+
+
+def test_photos_dropped_on_the_photo_field_are_attached(page, app, live_server, tmp_path):
+    server = live_server(app)
+    open_form(page, server)
+    png = small_photo(tmp_path).read_bytes()
+    page.evaluate("""bytes => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([new Uint8Array(bytes)], "dropped.png", {type: "image/png"}));
+        const zone = document.getElementById("kr-drop");
+        zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: transfer, bubbles: true}));
+        zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
+    }""", list(png))
+    page.locator("#kr-previews img").wait_for()
+    assert page.locator("#kr-status").inner_text() == "Photos attached: 1."
+    assert page.get_by_role("img", name="Photo 1").is_visible()

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask.logging import default_handler
 
 from widget import (
     api,
@@ -24,15 +25,18 @@ from widget.extensions import compress, limiter
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app from the environment, or from the environment overlaid by test_config."""
+    """Build the app from the environment (and `.env`); tests pass `test_config` instead,
+    which is laid over the defaults while the environment is ignored, so tests are hermetic."""
     app = Flask(__name__, instance_relative_config=True,
                 static_folder="../static", template_folder="../templates")
     app.config.from_mapping(config.from_environ(None if test_config is None else {}))
     if test_config is not None:
         app.config.from_mapping(test_config)
-    if not app.logger.handlers or app.logger.level == logging.NOTSET:
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # One log format for the whole process, on standard error for the platform's log
+    # router; Flask's own handler would print every line of the `widget` loggers twice.
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app.logger.removeHandler(default_handler)
 
     errors.init_app(app)
     limiter.init_app(app)

@@ -59,11 +59,15 @@ submissions = Table(
     Column("possible_duplicate", Boolean, nullable=False, default=False),
     Column("idempotency_key", String(255), unique=True),
     Column("request_hash", String(64)),
+    # Same author email, product and text: a shopper's double post or a bot's repeats are
+    # stored once a day (see Outbox.find_duplicate).
+    Column("fingerprint", String(64)),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     Column("claimed_at", DateTime),
     Column("delivered_at", DateTime),
     Index("ix_submissions_due", "state", "next_attempt_at"),
+    Index("ix_submissions_fingerprint", "fingerprint", "created_at"),
 )
 
 
@@ -111,7 +115,10 @@ def engine_url(url: str) -> str:
 
 def connect(url: str) -> Engine:
     """An engine for the outbox, with the schema in place."""
-    engine = create_engine(engine_url(url), pool_pre_ping=True)
+    url = engine_url(url)
+    # A server connection can die between requests (restarts, idle timeouts): test it on
+    # checkout. A SQLite file cannot, and the test would cost every request a query.
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     metadata.create_all(engine)
@@ -135,7 +142,7 @@ class Outbox:
             yield conn
 
     def put(self, body: bytes, idempotency_key: str | None = None,
-            digest: str | None = None) -> Submission:
+            digest: str | None = None, fingerprint: str | None = None) -> Submission:
         """Store a submission durably. `digest` identifies the request an Idempotency-Key
         was first used with; a replay of the key answers the first submission."""
         now = utcnow()
@@ -148,6 +155,7 @@ class Outbox:
             "possible_duplicate": False,
             "idempotency_key": idempotency_key,
             "request_hash": digest or request_hash(body),
+            "fingerprint": fingerprint,
             "created_at": now,
             "updated_at": now,
         }
@@ -175,6 +183,16 @@ class Outbox:
         if row["request_hash"] != digest:
             raise IdempotencyConflict(key)
         return _submission(row, replayed=True)
+
+    def find_duplicate(self, fingerprint: str, since: datetime) -> Submission | None:
+        """The earliest submission with this fingerprint created after `since`."""
+        t = submissions
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t).where(t.c.fingerprint == fingerprint, t.c.created_at >= since)
+                .order_by(t.c.created_at).limit(1)
+            ).mappings().first()
+        return _submission(row, replayed=True) if row else None
 
     def claim_due(self) -> Submission | None:
         """Take the next due row for sending, or None when nothing is due."""

@@ -57,6 +57,14 @@
       });
     });
   }
+  function inTurn(items, step) {
+    var results = [];
+    return items.reduce(function (chain, item, i) {
+      return chain.then(function () { return step(item, i); }).then(function (result) {
+        results.push(result);
+      });
+    }, Promise.resolve()).then(function () { return results; });
+  }
   function addFiles(files) {
     var problems = [];
     var chosen = Array.prototype.slice.call(files);
@@ -65,14 +73,15 @@
       chosen = chosen.slice(0, Math.max(0, maxPhotos - photos.length));
     }
     status.textContent = say.photo_preparing;
-    return Promise.all(chosen.map(function (file) {
+    // One at a time: a phone holds one decoded 12 MP photo (48 MB) at once, not five.
+    return inTurn(chosen, function (file) {
       var ok = /^image\/(jpeg|png|webp)$/.test(file.type);
       return (ok ? encode(file, maxEdge, 0.85) : Promise.reject()).then(function (blob) {
         photos.push({ file: file, blob: blob, url: URL.createObjectURL(blob) });
       }, function () {
         problems.push(fill(say.photo_not_image, { name: file.name }));
       });
-    })).then(function () {
+    }).then(function () {
       input.value = "";
       showPhotos();
       setError("photos", problems.join(" "));
@@ -276,11 +285,11 @@
     var text = new Blob([JSON.stringify(body)]).size;
     var share = Math.floor((bodyLimit - text - 200) * 3 / 4 / Math.max(1, chosen.length));
     var failures = [];
-    Promise.all(chosen.map(function (photo, i) {
+    inTurn(chosen, function (photo, i) {
       return fit(photo, share).catch(function () {
         failures.push(["photos", fill(say.err_photos, { n: i + 1 })]);
       });
-    })).then(function (uris) {
+    }).then(function (uris) {
       if (failures.length) throw { found: failures };
       if (uris.length) body.data.attributes.images = uris;
       return send(body);

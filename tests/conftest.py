@@ -34,6 +34,9 @@ def settings(tmp_path, fake_klaviyo):
         "SENDER_BACKOFF_BASE_SECONDS": 0.05,
         "SENDER_BACKOFF_MAX_SECONDS": 0.5,
         "RATELIMIT_ENABLED": False,
+        # Most tests post as a headless client would; tests of the form's token turn it off.
+        "WIDGET_OPEN_API": True,
+        "WIDGET_TRUSTED_PROXIES": 0,
         "SECRET_KEY": "test-secret",
     }
 

@@ -25,6 +25,7 @@ def service_env(tmp_path, fake_klaviyo):
         "SENDER_BACKOFF_MAX_SECONDS": "0.5",
         "SENDER_RECLAIM_SECONDS": "1",
         "RATELIMIT_ENABLED": "false",
+        "WIDGET_OPEN_API": "true",
         "SECRET_KEY": "test-secret",
     }
 

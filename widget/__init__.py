@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 from flask.logging import default_handler
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from widget import (
     api,
@@ -38,6 +39,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app.logger.removeHandler(default_handler)
 
+    hops = app.config["WIDGET_TRUSTED_PROXIES"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore
     errors.init_app(app)
     limiter.init_app(app)
     security.init_app(app)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from widget import outbox, sender
+from widget import defences, outbox, sender
 from widget.errors import JSONAPI, ApiError
 from widget.extensions import limiter
 from widget.images import PhotoPolicy
-from widget.outbox import IdempotencyConflict, Submission, request_hash
+from widget.outbox import IdempotencyConflict, Submission, request_hash, utcnow
 from widget.schemas import ReviewSchema, serialise
 
 bp = Blueprint("api", __name__)
@@ -21,6 +22,8 @@ MEDIA_TYPES = ("application/vnd.api+json", "application/json")
 # Klaviyo's cap is 5 MB; we aim 10% under it so headers and rounding never tip it over.
 BODY_TARGET_SHARE = 0.9
 MAX_IDEMPOTENCY_KEY = 255
+# The same review (email, product, text) sent again within this window is stored once.
+DUPLICATE_WINDOW = timedelta(days=1)
 
 
 def submit_limit() -> str:
@@ -32,22 +35,34 @@ def submit_limit() -> str:
 def create_review() -> tuple[Response, int]:
     raw = read_body()
     check_company_id(request.args.get("company_id"))
+    defences.check_origin()
+    defences.check_token(request.headers.get(defences.TOKEN_HEADER),
+                         required=not current_app.config["WIDGET_OPEN_API"])
+    defences.check_honeypot(request.headers.get(defences.HONEYPOT_HEADER))
     submission = accept(raw, lambda: parse_json(raw), idempotency_key())
     return accepted(submission)
 
 
 def accept(raw: bytes, document: Callable[[], Any], key: str | None) -> Submission:
-    """The one path every submission takes (API and form): replay check, validation, durable
-    store, wake the sender. `raw` identifies the request for Idempotency-Key replays;
-    `document` gives the JSON:API body and is only called when the request is new."""
+    """The one path every submission takes (API and form): replay check, backlog ceiling,
+    validation, duplicate check, email limit, durable store, wake the sender.
+
+    `raw` identifies the request for Idempotency-Key replays; `document` gives the JSON:API
+    body and is only called when the request is new."""
     digest = request_hash(raw)
     store = outbox.current()
     try:
         earlier = store.find_replay(key, digest) if key else None
         if earlier:
             return earlier
+        defences.check_backlog()
         review = review_schema().load(document())
-        submission = store.put(serialise(review), key, digest)
+        fingerprint = defences.fingerprint(review)
+        earlier = store.find_duplicate(fingerprint, utcnow() - DUPLICATE_WINDOW)
+        if earlier:
+            return earlier
+        defences.check_email_limit(review["data"]["attributes"]["email"])
+        submission = store.put(serialise(review), key, digest, fingerprint)
     except IdempotencyConflict:
         raise idempotency_conflict() from None
     sender.current().notify()

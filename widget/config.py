@@ -108,6 +108,19 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": _number(env, "WIDGET_MAX_BODY_BYTES", 40_000_000, int),
         "WIDGET_FRAME_ANCESTORS": get("WIDGET_FRAME_ANCESTORS") or "'self'",
         "WIDGET_OPEN_API": _bool(env, "WIDGET_OPEN_API", False),
+        # The form's token: people take a few seconds to write a review, scripts do not; a
+        # day covers a tab left open overnight.
+        "WIDGET_TOKEN_MIN_SECONDS": _number(env, "WIDGET_TOKEN_MIN_SECONDS", 3.0),
+        "WIDGET_TOKEN_MAX_AGE_SECONDS": _number(env, "WIDGET_TOKEN_MAX_AGE_SECONDS", 86400, int),
+        # Per email address, whatever the IP (stored hashed).
+        "WIDGET_EMAIL_LIMIT": get("WIDGET_EMAIL_LIMIT") or "3/hour;10/day",
+        # Queued reviews beyond which new ones get 503 + Retry-After: at 140/min, 10,000 is
+        # about 70 minutes of Klaviyo's budget.
+        "WIDGET_BACKLOG_LIMIT": _number(env, "WIDGET_BACKLOG_LIMIT", 10_000, int),
+        # Proxies in front of the service that append to X-Forwarded-For (a Heroku-style
+        # router is one). The client IP is the one they saw; what a client writes is ignored.
+        # 0 when clients connect directly.
+        "WIDGET_TRUSTED_PROXIES": _number(env, "WIDGET_TRUSTED_PROXIES", 1, int),
         "MODERATION_USERNAME": get("MODERATION_USERNAME") or "moderator",
         "MODERATION_PASSWORD": get("MODERATION_PASSWORD") or None,
         # Random per boot is fine for one process; more than one needs a shared value.

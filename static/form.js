@@ -259,8 +259,9 @@
     // The same body keeps its key, so a retried click can never make a second review.
     if (json !== lastBody) { lastBody = json; lastKey = randomKey(); }
     var headers = { "Content-Type": "application/vnd.api+json", "Idempotency-Key": lastKey };
-    form.querySelectorAll("input[type=hidden][data-header]").forEach(function (el) {
-      headers[el.dataset.header] = el.value;
+    // Fields the server wants as headers (a form token, a honeypot) name them in data-header.
+    form.querySelectorAll("[data-header]").forEach(function (el) {
+      if (el.value) headers[el.dataset.header] = el.value;
     });
     return fetch(data.api, { method: "POST", headers: headers, body: json,
       credentials: "omit" });

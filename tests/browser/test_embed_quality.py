@@ -1,17 +1,14 @@
-"""The form's accessibility (axe-core), its weight on the wire, and the README screenshot."""
+"""The form's accessibility (axe-core) and its weight on the wire."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from tests.browser.embedding import QUESTIONS, axe_source
 
 BUDGET_BYTES = 15 * 1024
-SCREENSHOT = Path(__file__).parents[2] / "docs" / "form.png"
 QUERY = "product_id=42&product_name=Linen%20shirt&locale=en"
 
 
@@ -85,17 +82,3 @@ def test_the_forms_html_css_and_js_weigh_at_most_15_kb_gzipped(page, make_app, l
     print(f"form weight: {total} bytes transferred, "
           f"{sum(entry['decoded'] for entry in entries)} bytes decoded")
     assert 0 < total <= BUDGET_BYTES
-
-
-def test_the_readme_screenshot_of_the_form_is_taken(page, app, live_server):
-    server = live_server(app)
-    page.set_viewport_size({"width": 560, "height": 400})
-    page.goto(f"{server.url}/embed?{QUERY}&theme=light")
-    page.locator("label[for=kr-star-4]").click()
-    page.fill("#kr-title", "Soft and sturdy")
-    page.fill("#kr-content", "Washed it ten times and it still looks new.")
-    page.locator("#kr-title").focus()
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=SCREENSHOT, full_page=True)
-    with Image.open(SCREENSHOT) as shot:
-        assert shot.width == 560 and shot.height > 800

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from PIL import Image
 
@@ -19,6 +20,7 @@ from tests.browser.embedding import (
 )
 
 ALLOWED = "'self' http://127.0.0.2:*"
+SCREENSHOT = Path(__file__).parents[2] / "docs" / "form.png"
 
 
 def tab_to(page, frame, element_id, presses=3):
@@ -267,3 +269,33 @@ def test_photos_dropped_on_the_photo_field_are_attached(page, app, live_server, 
     page.locator("#kr-previews img").wait_for()
     assert page.locator("#kr-status").inner_text() == "Photos attached: 1."
     assert page.get_by_role("img", name="Photo 1").is_visible()
+
+
+def test_the_readme_screenshot_of_the_form_is_taken(page, app, live_server):
+    server = live_server(app)
+    page.set_viewport_size({"width": 560, "height": 400})
+    page.goto(f"{server.url}/embed?product_id=42&product_name=Linen%20shirt&locale=en&theme=light")
+    page.locator("label[for=kr-star-4]").click()
+    page.fill("#kr-title", "Soft and sturdy")
+    page.fill("#kr-content", "Washed it ten times and it still looks new.")
+    page.locator("#kr-title").focus()
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=SCREENSHOT, full_page=True)
+    with Image.open(SCREENSHOT) as shot:
+        assert shot.width == 560 and shot.height > 800
+
+
+def test_fields_marked_with_data_header_travel_as_request_headers(page, app, live_server):
+    server = live_server(app)
+    open_form(page, server)
+    page.evaluate("""() => {
+        const token = Object.assign(document.createElement("input"),
+                                    {type: "hidden", value: "signed-token"});
+        token.dataset.header = "X-Review-Token";
+        document.getElementById("kr-form").append(token);
+    }""")
+    fill_review(page)
+    with page.expect_request(lambda r: r.url.endswith("/client/reviews")) as sent:
+        page.click("#kr-submit")
+    assert sent.value.headers["x-review-token"] == "signed-token"
+    assert sent.value.headers["content-type"] == "application/vnd.api+json"

@@ -260,3 +260,12 @@ def test_a_changed_form_sent_again_from_the_back_button_is_explained_with_a_new_
 def test_form_pages_are_never_stored_by_caches(client):
     assert client.get("/embed").headers["Cache-Control"] == "no-store"
     assert client.post("/embed", data=form()).headers["Cache-Control"] == "no-store"
+
+
+def test_a_throttled_form_post_comes_back_as_typed_and_says_when_to_retry(make_app):
+    client = make_app(RATELIMIT_ENABLED=True, WIDGET_SUBMIT_LIMIT="1/minute").test_client()
+    assert client.post("/embed", data=form()).status_code == 200
+    page = client.post("/embed", data=form(content="Another one.", locale="de"))
+    html = page.get_data(as_text=True)
+    assert page.status_code == 429 and int(page.headers["Retry-After"]) > 0
+    assert "Nicht gesendet: zu viele Einsendungen" in html and "Another one." in html

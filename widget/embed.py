@@ -8,17 +8,11 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from flask import (
-    Blueprint,
-    Flask,
-    Response,
-    current_app,
-    render_template,
-    request,
-)
+from flask import Blueprint, Flask, Response, current_app, render_template, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from marshmallow.validate import Length, OneOf
 from werkzeug.datastructures import FileStorage, MultiDict
+from werkzeug.exceptions import TooManyRequests
 
 from widget import assets, i18n, questions
 from widget.api import BODY_TARGET_SHARE, accept, submit_limit
@@ -29,6 +23,7 @@ from widget.schemas import INCENTIVE_TYPES, INTEGRATIONS, serialise
 from widget.security import frameable
 
 bp = Blueprint("embed", __name__)
+Page = tuple[str, int, dict[str, str]]  # body, status, headers
 
 THEMES = ("light", "dark", "auto")
 MODES = ("review", "question")
@@ -103,31 +98,40 @@ def submit() -> str:
 
 
 @bp.errorhandler(ValidationError)
-def invalid_form(error: ValidationError) -> tuple[str, int]:
+def invalid_form(error: ValidationError) -> Page:
     return form_with_errors(422, pointers(error.messages))
 
 
 @bp.errorhandler(ApiError)
-def refused_form(error: ApiError) -> tuple[str, int]:
+def refused_form(error: ApiError) -> Page:
     if any(problem.code == "idempotency_key_reused" for problem in error.problems):
         # This page's form was sent before (the back button) and is now different: say so,
         # and give it a new key so that sending again makes a new review.
-        return form_with_errors(error.status, resent=True)
+        return form_with_errors(error.status, notice="err_resent", new_key=True)
     problems = ((problem.pointer or "/", problem.detail) for problem in error.problems)
-    return form_with_errors(error.status, problems)
+    return form_with_errors(error.status, problems, headers=error.headers)
+
+
+@bp.errorhandler(TooManyRequests)
+def throttled_form(error: TooManyRequests) -> Page:
+    retry_after = str(getattr(error, "retry_after", None) or 60)
+    return form_with_errors(429, notice="err_throttled", headers={"Retry-After": retry_after})
 
 
 def form_with_errors(status: int, problems: Iterable[tuple[str, str]] = (),
-                     resent: bool = False) -> tuple[str, int]:
-    """The form again, as typed, with each problem next to its field."""
+                     notice: str | None = None, new_key: bool = False,
+                     headers: dict[str, str] | None = None) -> Page:
+    """The form again, as typed, with each problem next to its field (and `notice`, a
+    message for the whole form, in the summary)."""
     context = context_from(request.form)
     t = i18n.strings(context["locale"])
-    errors: dict[str, str] = {"other": t["err_resent"]} if resent else {}
+    errors: dict[str, str] = {"other": t[notice]} if notice else {}
     for pointer, detail in problems:
         field, message = error_for(pointer, detail, t)
         errors.setdefault(field, message)
-    key = None if resent else form_key()
-    return render_form(context, request.form.copy(), errors, key or uuid.uuid4().hex), status
+    key = None if new_key else form_key()
+    page = render_form(context, request.form.copy(), errors, key or uuid.uuid4().hex)
+    return page, status, headers or {}
 
 
 @bp.after_request

@@ -8,10 +8,11 @@ def test_healthz_says_the_process_is_alive(client):
     assert (response.status_code, response.get_json()) == (200, {"status": "ok"})
 
 
-def test_readyz_reports_the_database_and_the_public_key(client):
+def test_readyz_reports_the_database_the_limits_storage_and_the_public_key(client):
     body = client.get("/readyz").get_json()
     assert body == {"status": "ready",
-                    "checks": {"database": "ok", "klaviyo_public_key": "set"}}
+                    "checks": {"database": "ok", "klaviyo_public_key": "set",
+                               "rate_limit_storage": "memory (this process only)"}}
 
 
 def test_readyz_says_when_the_public_key_is_missing(make_app):

@@ -21,6 +21,7 @@ from widget import (
     outbox,
     security,
     sender,
+    startup,
 )
 from widget.extensions import compress, limiter
 
@@ -33,6 +34,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config.from_environ(None if test_config is None else {}))
     if test_config is not None:
         app.config.from_mapping(test_config)
+    startup.check(app.config)  # refuse a config that would lose reviews or break limits
     # One log format for the whole process, on standard error for the platform's log
     # router; Flask's own handler would print every line of the `widget` loggers twice.
     logging.basicConfig(level=logging.INFO,

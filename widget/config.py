@@ -74,7 +74,9 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI") or "memory://",
         "RATELIMIT_ENABLED": _bool(env, "RATELIMIT_ENABLED", True),
         "RATELIMIT_HEADERS_ENABLED": True,
-        "RATELIMIT_KEY_PREFIX": "widget",
+        # Keys in the shared storage start with this: deployments sharing one Redis (staging
+        # and production on one add-on) must not share Klaviyo budgets or web limits.
+        "RATELIMIT_KEY_PREFIX": get("RATELIMIT_KEY_PREFIX") or "widget",
         # Per client IP on POST /client/reviews; tightened further by the abuse defences.
         "WIDGET_SUBMIT_LIMIT": get("WIDGET_SUBMIT_LIMIT") or "5/minute;30/hour",
         # Klaviyo allows 10/s and 150/min per account in fixed windows, counted on arrival.
@@ -141,4 +143,18 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # flask-compress leaves the file open when it compresses a streamed file (Flask's
         # /static); the widget serves its assets from memory instead (widget/assets.py).
         "COMPRESS_STREAMS": False,
+        # Redis down: the web limits fall back to per-process memory (logged) instead of a
+        # 500; the sender stops calling Klaviyo until Redis answers (widget/pacing.py).
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        # Seconds: a Redis that does not answer must cost a request a moment, not a hang.
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        # Delivered rows hold personal data and photos; the sender deletes them this many
+        # days after delivery (0: keep them). A week covers Idempotency-Key replays and a
+        # look at a possible duplicate.
+        "OUTBOX_PURGE_DELIVERED_DAYS": _number(env, "OUTBOX_PURGE_DELIVERED_DAYS", 7.0),
+        # Heroku sets DYNO; its disk is wiped on every restart, and a SQLite outbox with it.
+        "DYNO": get("DYNO") or None,
+        # true: run a SQLite outbox on such a platform anyway (a persistent volume, a demo).
+        "WIDGET_ALLOW_EPHEMERAL_SQLITE": _bool(env, "WIDGET_ALLOW_EPHEMERAL_SQLITE", False),
     }

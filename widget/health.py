@@ -21,7 +21,10 @@ def healthz() -> Any:
 
 @bp.get("/readyz")
 def readyz() -> Any:
-    """503 when the outbox cannot be reached: accepting reviews then would lose them."""
+    """503 when the outbox cannot be reached: accepting reviews then would lose them. The
+    rate-limit storage (Redis) is reported but does not fail readiness: without it reviews
+    are still accepted (per-process web limits) and wait in the outbox, while taking every
+    web process out of the router would refuse them all."""
     checks: dict[str, str] = {}
     ready = True
     try:
@@ -31,9 +34,21 @@ def readyz() -> Any:
         log.warning("readiness: database unreachable: %s", type(error).__name__)
         checks["database"] = "unreachable"
         ready = False
+    checks["rate_limit_storage"] = _storage_check()
     checks["klaviyo_public_key"] = (
         "set" if current_app.config["KLAVIYO_PUBLIC_KEY"]
         else "missing: submissions wait in the outbox until KLAVIYO_PUBLIC_KEY is set"
     )
     body = {"status": "ready" if ready else "unavailable", "checks": checks}
     return jsonify(body), 200 if ready else 503
+
+
+def _storage_check() -> str:
+    uri = current_app.config["RATELIMIT_STORAGE_URI"]
+    if uri.startswith("memory://"):
+        return "memory (this process only)"
+    if current_app.extensions["pacer"].storage_ok():
+        return "ok"
+    log.warning("readiness: rate-limit storage unreachable")
+    return ("unreachable: web limits are per process and deliveries wait until it answers "
+            "again")

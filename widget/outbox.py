@@ -39,6 +39,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from widget import migrations
+
 STATES = ("queued", "sending", "delivered", "dead")
 
 metadata = MetaData()
@@ -66,7 +68,10 @@ submissions = Table(
     Column("updated_at", DateTime, nullable=False),
     Column("claimed_at", DateTime),
     Column("delivered_at", DateTime),
+    # Set when a dead row is sent again by hand: the age limit counts from here.
+    Column("requeued_at", DateTime),
     Index("ix_submissions_due", "state", "next_attempt_at"),
+    Index("ix_submissions_delivered", "state", "delivered_at"),
     Index("ix_submissions_fingerprint", "fingerprint", "created_at"),
 )
 
@@ -93,6 +98,12 @@ class Submission:
     created_at: datetime
     possible_duplicate: bool
     replayed: bool = False
+    requeued_at: datetime | None = None
+
+    @property
+    def age_from(self) -> datetime:
+        """When the age limit started: acceptance, or the last requeue by hand."""
+        return self.requeued_at or self.created_at
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -114,14 +125,18 @@ def engine_url(url: str) -> str:
 
 
 def connect(url: str) -> Engine:
-    """An engine for the outbox, with the schema in place."""
+    """An engine for the outbox, with the schema brought up to date (widget/migrations.py)."""
     url = engine_url(url)
     # A server connection can die between requests (restarts, idle timeouts): test it on
     # checkout. A SQLite file cannot, and the test would cost every request a query.
     engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    metadata.create_all(engine)
+    try:
+        migrations.upgrade(engine)
+    except Exception:
+        engine.dispose()
+        raise
     return engine
 
 
@@ -291,6 +306,33 @@ class Outbox:
             )
             return [dict(row) for row in result.mappings()]
 
+    def requeue_dead(self, ids: list[str] | None = None) -> int:
+        """Send dead rows again (all of them when `ids` is None): queued, due now, with a
+        fresh age limit. Returns how many were requeued."""
+        now = utcnow()
+        t = submissions
+        where = [t.c.state == "dead"]
+        if ids is not None:
+            where.append(t.c.id.in_(ids))
+        with self._writing() as conn:
+            result = conn.execute(
+                update(t).where(*where)
+                .values(state="queued", next_attempt_at=now, requeued_at=now, updated_at=now,
+                        claimed_at=None)
+            )
+        return result.rowcount
+
+    def purge_delivered(self, older_than: timedelta) -> int:
+        """Delete delivered rows delivered more than `older_than` ago (their bodies hold
+        personal data and photos). Returns how many were deleted."""
+        cutoff = utcnow() - older_than
+        t = submissions
+        with self._writing() as conn:
+            result = conn.execute(
+                t.delete().where(t.c.state == "delivered", t.c.delivered_at < cutoff)
+            )
+        return result.rowcount
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -300,7 +342,7 @@ def _submission(row: Any, replayed: bool = False) -> Submission:
     return Submission(
         id=row["id"], body=row["body"], state=row["state"], attempts=row["attempts"],
         created_at=row["created_at"], possible_duplicate=bool(row["possible_duplicate"]),
-        replayed=replayed,
+        replayed=replayed, requeued_at=row.get("requeued_at"),
     )
 
 

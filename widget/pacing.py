@@ -6,47 +6,88 @@ default SENDER_RATE_LIMITS, "8 per 2 seconds;140/minute", keeps any one second a
 when network delays bunch calls together (up to a second of jitter), and any minute at 140;
 the steady rate, 140/min, is the same as with 8/s. A 429 pauses every process sharing the
 storage until its Retry-After has passed.
+
+When the storage cannot be reached (Redis down), no process can know what the others have
+spent, so none calls Klaviyo: `try_acquire` answers "wait" and the log says so once. When it
+answers again and our windows are empty (a Redis restarted without its data), calls resume
+only once the longest window has passed since the outage began, so the calls made just before
+it still count.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from limits import RateLimitItem, parse_many
 from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-PAUSE_KEY = "klaviyo-pause-until"
+log = logging.getLogger(__name__)
+
+# How often a sender asks an unreachable storage again (seconds).
+STORAGE_RETRY_SECONDS = 1.0
 
 
 class Pacer:
     """Hands out permission for one call at a time, or says how long to wait."""
 
-    def __init__(self, storage_uri: str, rate_limits: str, account: str = "klaviyo") -> None:
-        self.storage: Storage = storage_from_string(storage_uri)
+    def __init__(self, storage_uri: str, rate_limits: str, account: str = "klaviyo",
+                 key_prefix: str = "widget",
+                 storage_options: Mapping[str, Any] | None = None) -> None:
+        options = dict(storage_options or {}) if storage_uri.startswith(("redis", "rediss")) \
+            else {}
+        self.storage: Storage = storage_from_string(storage_uri, **options)
         self.limiter = MovingWindowRateLimiter(self.storage)
         # Hit the short windows first: a short-window slot spent in vain costs nothing,
         # a minute slot spent in vain costs throughput.
         self.items: list[RateLimitItem] = sorted(
             parse_many(rate_limits), key=lambda item: item.get_expiry()
         )
-        self.account = account
+        self.account = f"{key_prefix}:{account}"
+        self.pause_key = f"{key_prefix}:{account}-pause-until"
+        # A 429 seen by this process holds it even when the storage could not record it.
+        self._local_pause_until = 0.0
+        self._outage_since: float | None = None
+        self._hold_until = 0.0
+        self._lock = threading.Lock()
 
     def pause_remaining(self) -> float:
         """Seconds until Klaviyo's last Retry-After has passed (0 when not paused)."""
-        return max(0.0, self.storage.get(PAUSE_KEY) - time.time())
+        shared = self.storage.get(self.pause_key)
+        return max(0.0, max(shared, self._local_pause_until) - time.time())
 
     def pause(self, seconds: float) -> None:
         """Stop every process's calls for `seconds` (rounded up to whole seconds)."""
         until = math.ceil(time.time() + seconds)
-        if until > self.storage.get(PAUSE_KEY):
-            self.storage.clear(PAUSE_KEY)
-            self.storage.incr(PAUSE_KEY, expiry=math.ceil(seconds) + 1, amount=until)
+        self._local_pause_until = max(self._local_pause_until, until)
+        try:
+            if until > self.storage.get(self.pause_key):
+                self.storage.clear(self.pause_key)
+                self.storage.incr(self.pause_key, expiry=math.ceil(seconds) + 1, amount=until)
+        except Exception as error:  # the storage is down: try_acquire holds every call anyway
+            self._storage_failed(error)
 
     def try_acquire(self) -> float:
         """Take one call's slot: 0.0 when granted, else the seconds to wait before asking again."""
+        try:
+            wait = self._try_acquire()
+        except Exception as error:  # redis errors, limits' StorageError: never call blind
+            self._storage_failed(error)
+            return STORAGE_RETRY_SECONDS
+        return wait
+
+    def _try_acquire(self) -> float:
         wait = self.pause_remaining()
+        if self._outage_since is not None:
+            self._storage_recovered()
+        hold = self._hold_until - time.time()
+        if hold > 0:
+            return hold
         if wait > 0:
             return wait
         for item in reversed(self.items):  # look at the long windows without spending
@@ -57,6 +98,43 @@ class Pacer:
                 return self._until_free(item)
         return 0.0
 
+    def _storage_failed(self, error: Exception) -> None:
+        with self._lock:
+            if self._outage_since is None:
+                self._outage_since = time.time()
+                log.error("pacing storage unreachable (%s): no calls to Klaviyo until it "
+                          "answers again, so that no process can exceed Klaviyo's limits",
+                          type(error).__name__)
+
+    def _storage_recovered(self) -> None:
+        with self._lock:
+            since, self._outage_since = self._outage_since, None
+        if since is None:
+            return
+        longest = self.items[-1]
+        stats = self.limiter.get_window_stats(longest, self.account)
+        if stats.remaining >= longest.amount:  # our windows are gone with the old storage
+            self._hold_until = since + longest.get_expiry()
+        log.warning("pacing storage answers again after %.1fs%s", time.time() - since,
+                    f"; calls resume in {self._hold_until - time.time():.1f}s, when the "
+                    "calls made before the outage are out of every window"
+                    if self._hold_until > time.time() else "")
+
+    def may_call_now(self) -> bool:
+        """A last look just before a call: False while paused or when the storage fails."""
+        try:
+            return self.pause_remaining() == 0 and self._hold_until <= time.time()
+        except Exception as error:
+            self._storage_failed(error)
+            return False
+
+    def storage_ok(self) -> bool:
+        """The storage answers (for /readyz)."""
+        try:
+            return bool(self.storage.check())
+        except Exception:
+            return False
+
     def _until_free(self, item: RateLimitItem) -> float:
         reset = self.limiter.get_window_stats(item, self.account).reset_time
         return max(0.01, reset - time.time())
@@ -65,4 +143,6 @@ class Pacer:
         """Forget every slot and pause (tests and the CLI use this)."""
         for item in self.items:
             self.limiter.clear(item, self.account)
-        self.storage.clear(PAUSE_KEY)
+        self.storage.clear(self.pause_key)
+        self._local_pause_until = 0.0
+        self._hold_until = 0.0

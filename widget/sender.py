@@ -31,6 +31,9 @@ DEFAULT_RETRY_AFTER = 5.0
 RECLAIM_EVERY_SECONDS = 5.0
 # How often the log repeats that KLAVIYO_PUBLIC_KEY is missing.
 MISSING_KEY_LOG_EVERY_SECONDS = 300.0
+# How often a sender deletes delivered rows older than OUTBOX_PURGE_DELIVERED_DAYS (and once
+# as it starts). Several senders doing it is harmless: the second finds nothing to delete.
+PURGE_EVERY_SECONDS = 3600.0
 
 
 class Sender:
@@ -46,6 +49,7 @@ class Sender:
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self._last_reclaim = 0.0
+        self._last_purge: float | None = None
         self._last_missing_key_log = -MISSING_KEY_LOG_EVERY_SECONDS
 
     def notify(self) -> None:
@@ -89,6 +93,7 @@ class Sender:
             self._log_missing_key()
             return poll * 4
         self._reclaim_if_due()
+        self._purge_if_due()
         due_at = self.outbox.next_due_at()
         if due_at is None:
             return poll
@@ -101,13 +106,19 @@ class Sender:
         submission = self.outbox.claim_due()
         if submission is None:  # another sender took it; our slot is spent in vain, safely
             return 0.0
+        if not self.pacer.may_call_now():
+            # Another sender got a 429 (or the storage failed) while we claimed the row: put
+            # it back untouched rather than call Klaviyo during its Retry-After.
+            self.outbox.retry_at(submission.id, utcnow(), status=None, count_attempt=False,
+                                 error="held back: Klaviyo asked every sender to pause")
+            return 0.0
         self.deliver(client, submission)
         return 0.0
 
     def deliver(self, client: KlaviyoClient, submission: Submission) -> None:
         """Send one claimed row and record what happened to it."""
         max_age = timedelta(hours=self.config["SENDER_MAX_AGE_HOURS"])
-        if utcnow() - submission.created_at > max_age:
+        if utcnow() - submission.age_from > max_age:
             self.outbox.mark_dead(
                 submission.id, status=None,
                 error=f"not delivered within {self.config['SENDER_MAX_AGE_HOURS']:g} hours",
@@ -159,6 +170,17 @@ class Sender:
         if count:
             log.warning("reclaimed %d submissions left in sending by a stopped sender", count)
 
+    def _purge_if_due(self) -> None:
+        days = self.config["OUTBOX_PURGE_DELIVERED_DAYS"]
+        now = time.monotonic()
+        if days <= 0 or (self._last_purge is not None
+                         and now - self._last_purge < PURGE_EVERY_SECONDS):
+            return
+        self._last_purge = now
+        count = self.outbox.purge_delivered(timedelta(days=days))
+        if count:
+            log.info("purged %d delivered submissions older than %g days", count, days)
+
     def _log_missing_key(self) -> None:
         now = time.monotonic()
         if now - self._last_missing_key_log >= MISSING_KEY_LOG_EVERY_SECONDS:
@@ -178,7 +200,9 @@ class Sender:
 
 def init_app(app: Flask) -> None:
     """Make the pacer and this process's sender; start its thread when WIDGET_SENDER=thread."""
-    pacer = Pacer(app.config["RATELIMIT_STORAGE_URI"], app.config["SENDER_RATE_LIMITS"])
+    pacer = Pacer(app.config["RATELIMIT_STORAGE_URI"], app.config["SENDER_RATE_LIMITS"],
+                  key_prefix=app.config["RATELIMIT_KEY_PREFIX"],
+                  storage_options=app.config["RATELIMIT_STORAGE_OPTIONS"])
     sender = Sender(app.config, app.extensions["outbox"], pacer)
     app.extensions["pacer"] = pacer
     app.extensions["sender"] = sender

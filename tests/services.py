@@ -1,0 +1,142 @@
+"""The real Postgres and Redis of this machine (and CI), each test in its own corner.
+
+- `postgres_database()`: a new database per test, dropped afterwards.
+- `redis_prefix()`: the shared Redis with a key prefix per test; its keys are deleted after.
+- `RedisServer`: a redis-server of the test's own on a free port, to stop and start at will
+  (the shared one is never stopped).
+
+Outside CI a missing service skips the test; in CI (CI=true) it fails it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from tests.processes import free_port
+
+POSTGRES_HOST = os.environ.get("TEST_POSTGRES_HOST", "127.0.0.1:5432")
+POSTGRES_USERS = ("postgres", "root")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def unavailable(what: str) -> None:
+    """Fail in CI, skip elsewhere."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{what} is needed in CI and is not available")
+    pytest.skip(f"{what} is not available")
+
+
+def _admin_url() -> str:
+    for user in POSTGRES_USERS:
+        url = f"postgresql+psycopg://{user}@{POSTGRES_HOST}/test"
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return url
+        except OperationalError:
+            continue
+        finally:
+            engine.dispose()
+    unavailable(f"PostgreSQL on {POSTGRES_HOST}")
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """The DATABASE_URL (postgresql://) of a fresh database, dropped afterwards."""
+    admin_url = _admin_url()
+    name = f"widget_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        user = admin_url.split("://", 1)[1].split("@", 1)[0]
+        yield f"postgresql://{user}@{POSTGRES_HOST}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def redis_prefix() -> Iterator[tuple[str, str]]:
+    """(RATELIMIT_STORAGE_URI, RATELIMIT_KEY_PREFIX) on the shared Redis; keys deleted after."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError:
+        client.close()
+        unavailable(f"Redis at {REDIS_URL}")
+    prefix = f"widget-test-{uuid.uuid4().hex[:12]}"
+    try:
+        yield REDIS_URL, prefix
+    finally:
+        delete_keys(client, prefix)
+        client.close()
+
+
+def delete_keys(client: redis.Redis, prefix: str) -> int:
+    """Delete the keys of one test: ours (`prefix:...`) and flask-limiter's (`LIMITS:prefix...`)."""
+    keys = [key for pattern in (f"{prefix}*", f"LIMITS:{prefix}*")
+            for key in client.scan_iter(match=pattern, count=1000)]
+    return client.delete(*keys) if keys else 0
+
+
+def keys_of(prefix: str) -> list[str]:
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        return sorted(key for pattern in (f"{prefix}*", f"LIMITS:{prefix}*")
+                      for key in client.scan_iter(match=pattern))
+    finally:
+        client.close()
+
+
+class RedisServer:
+    """A throwaway redis-server (no persistence) on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            unavailable("redis-server")
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                client.close()
+                return self
+            except redis.RedisError:
+                time.sleep(0.05)
+        self.kill()
+        raise TimeoutError("redis-server did not start")
+
+    def kill(self) -> None:
+        """SIGKILL: the data goes with it, as with a crashed or replaced Redis."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)

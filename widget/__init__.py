@@ -18,6 +18,7 @@ from widget import (
     errors,
     health,
     moderation,
+    openapi,
     outbox,
     security,
     sender,
@@ -53,6 +54,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     commands.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(moderation.bp)
     embed.init_app(app)
     return app

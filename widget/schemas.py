@@ -31,18 +31,27 @@ INCENTIVE_TYPES = (
     "sweepstakes_entry",
 )
 INTEGRATIONS = ("shopify", "woocommerce")
+MAX_EMAIL = 254
 
 # C0 and C1 controls, DEL, lone surrogates (they cannot be encoded), bidi overrides (they
-# disguise text). Multi-line fields may still hold tab and newline.
-_FORBIDDEN = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069"
-CONTROL_MULTILINE = re.compile(f"[{_FORBIDDEN}]")
-CONTROL_LINE = re.compile(f"[{_FORBIDDEN}\t\n\r]")
+# disguise text). Multi-line fields may still hold tab and newline. The same character
+# classes, as JSON Schema patterns, describe these fields in /openapi.json.
+_FORBIDDEN = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_SURROGATES = r"\ud800-\udfff"  # not characters at all: a regex engine may refuse them
+_LINE = _FORBIDDEN + r"\t\n\r"
+
+
+def _pattern(forbidden: str, blank: bool) -> str:
+    """Any text free of the forbidden characters; unless `blank`, with one non-space."""
+    if blank:
+        return f"^[^{forbidden}]*$"
+    return rf"^[^{forbidden}]*[^{forbidden}\s][^{forbidden}]*$"
 
 
 class Text(fields.String):
-    """A string trimmed of surrounding space, bounded, with no control characters.
+    """A bounded string with no control characters, trimmed of surrounding space.
 
-    Blank optional text becomes null; blank required text is an error.
+    Blank text is an error, unless `blank=True` (optional text), where it becomes null.
     """
 
     default_error_messages = {
@@ -51,23 +60,32 @@ class Text(fields.String):
         "too_long": "Must be at most {max} characters.",
     }
 
-    def __init__(self, *, max_length: int, multiline: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, max_length: int, multiline: bool = False, blank: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.max_length = max_length
         self.multiline = multiline
+        self.blank = blank
+        self.forbidden = re.compile(f"[{_FORBIDDEN if multiline else _LINE}{_SURROGATES}]")
+
+    def json_schema(self) -> dict[str, Any]:
+        """This field's rules for /openapi.json: exactly what _deserialize accepts."""
+        forbidden = _FORBIDDEN if self.multiline else _LINE
+        return {"type": "string", "maxLength": self.max_length,
+                "pattern": _pattern(forbidden, self.blank)}
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str | None:
+        # The rules apply to the text as sent, so they mean the same in /openapi.json.
         text = super()._deserialize(value, attr, data, **kwargs)
-        if self.multiline:
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
-        # Look for controls before str.strip(), which would quietly eat some (U+0085).
-        if (CONTROL_MULTILINE if self.multiline else CONTROL_LINE).search(text.strip(" \t\n")):
+        if self.forbidden.search(text):
             raise self.make_error("control")
-        text = text.strip()
         if len(text) > self.max_length:
             raise self.make_error("too_long", max=self.max_length)
+        if self.multiline:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text = text.strip()
         if not text:
-            if self.required or self.parent is not None and isinstance(self.parent, fields.List):
+            if not self.blank:
                 raise self.make_error("blank")
             return None
         return text
@@ -77,9 +95,10 @@ class Email(fields.String):
     """An address that could receive mail (syntax only: no DNS lookups on the request path)."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs).strip()
-        if len(text) > 254:
-            raise ValidationError("Must be at most 254 characters.")
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > MAX_EMAIL:
+            raise ValidationError(f"Must be at most {MAX_EMAIL} characters.")
+        text = text.strip()
         try:
             return validate_email(text, check_deliverability=False).normalized
         except EmailNotValidError as error:
@@ -124,7 +143,7 @@ class AttributesSchema(Schema):
     email = Email(required=True)
     author = Text(required=True, max_length=100)
     content = Text(required=True, max_length=10_000, multiline=True)
-    title = Text(max_length=150, allow_none=True)
+    title = Text(max_length=150, blank=True, allow_none=True)
     rating = Rating(allow_none=True)
     incentive_type = fields.String(allow_none=True, validate=OneOf(INCENTIVE_TYPES))
     product = fields.Nested(ProductSchema, allow_none=True)
@@ -140,12 +159,6 @@ class AttributesSchema(Schema):
             raise ValidationError("A question has no rating; leave it out.", "rating")
         if review_type in RATED_TYPES and rating is None:
             raise ValidationError(f"A {review_type} needs a rating from 1 to 5.", "rating")
-
-    @validates_schema
-    def custom_questions_are_distinct(self, data: dict[str, Any], **kwargs: Any) -> None:
-        ids = [question["id"] for question in data.get("custom_questions") or []]
-        if len(ids) != len(set(ids)):
-            raise ValidationError("Each custom question may be answered once.", "custom_questions")
 
 
 class OrderDataSchema(Schema):

@@ -1,0 +1,183 @@
+"""GET /openapi.json: this service's own API description, built from the schemas' own rules.
+
+The request body is described from the same constants and Text patterns that ReviewSchema
+validates with, so what the description calls valid is accepted and what it calls invalid is
+refused (schemathesis checks both). Photos are described as https URLs; data-URIs are
+accepted too but cannot be described by a pattern (their bytes must be a real image).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apispec import APISpec
+from flask import Blueprint, Response, current_app, jsonify
+
+from widget.images import MAX_URL_CHARS, URL_PATTERN
+from widget.schemas import (
+    INCENTIVE_TYPES,
+    INTEGRATIONS,
+    MAX_EMAIL,
+    RATED_TYPES,
+    AttributesSchema,
+    CustomQuestionSchema,
+    OrderDataSchema,
+    ProductSchema,
+)
+
+bp = Blueprint("openapi", __name__)
+
+JSONAPI = "application/vnd.api+json"
+MEDIA_TYPES = (JSONAPI, "application/json")
+# Addresses are checked by email_validator (syntax, international addresses, no reserved
+# domains); no pattern says all that. This one describes the common case, and every address
+# it matches is accepted.
+EMAIL_PATTERN = (r"^[A-Za-z0-9]{1,20}([._+-][A-Za-z0-9]{1,20})?"
+                 r"@([A-Za-z0-9]{1,20}(-[A-Za-z0-9]{1,20})?\.){1,3}([A-Za-z]{2}|com|net|org)$")
+REFUSALS = {
+    "400": "Malformed JSON, a foreign `company_id`, or a malformed header",
+    "403": "No valid form token (closed API), a foreign `Origin`, or a filled honeypot",
+    "404": "No such resource",
+    "405": "Method not allowed (see `Allow`)",
+    "411": "No `Content-Length`",
+    "413": "Body too large, or photos that cannot be made to fit Klaviyo's 5 MB cap",
+    "415": "Not JSON",
+    "422": "Invalid fields; each error points at one with `source.pointer`",
+    "429": "Too many submissions from this client or address; see `Retry-After`",
+    "503": "Too many reviews waiting for Klaviyo; see `Retry-After`",
+}
+
+
+def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required,
+            "additionalProperties": False}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+def _text(schema_class: type, name: str) -> dict[str, Any]:
+    return schema_class().fields[name].json_schema()
+
+
+def _attributes(review_types: tuple[str, ...], rated: bool) -> dict[str, Any]:
+    product = _object({"external_id": _text(ProductSchema, "external_id"),
+                       "integration_key": {"type": "string", "enum": list(INTEGRATIONS)}},
+                      ["external_id", "integration_key"])
+    question = _object({
+        "id": _text(CustomQuestionSchema, "id"),
+        "answers": {"type": "array", "minItems": 1, "maxItems": 10,
+                    "items": CustomQuestionSchema().fields["answers"].inner.json_schema()},
+    }, ["id", "answers"])
+    rating = {"type": "integer", "enum": [1, 2, 3, 4, 5]}
+    properties = {
+        "review_type": {"type": "string", "enum": list(review_types)},
+        "email": {"type": "string", "format": "email", "maxLength": MAX_EMAIL,
+                  "pattern": EMAIL_PATTERN},
+        "author": _text(AttributesSchema, "author"),
+        "content": _text(AttributesSchema, "content"),
+        "title": _nullable(_text(AttributesSchema, "title")),
+        "rating": rating if rated else {"type": "integer", "nullable": True, "enum": [None]},
+        "incentive_type": _nullable({"type": "string", "enum": list(INCENTIVE_TYPES)}),
+        "product": _nullable(product),
+        "custom_questions": _nullable({"type": "array", "maxItems": 20, "items": question}),
+        "images": _nullable({
+            "type": "array", "maxItems": current_app.config["WIDGET_MAX_PHOTOS"],
+            "items": {"type": "string", "maxLength": MAX_URL_CHARS, "pattern": URL_PATTERN},
+            "description": "https URLs (never fetched by us), or base64 data-URIs of JPEG, "
+                           "PNG or WebP photos, which are decoded and re-encoded.",
+        }),
+    }
+    required = ["review_type", "email", "author", "content"] + (["rating"] if rated else [])
+    return _object(properties, required)
+
+
+def review_create() -> dict[str, Any]:
+    order = _object({"type": {"type": "string", "enum": ["order"]},
+                     "id": _text(OrderDataSchema, "id")}, ["type", "id"])
+    resource = _object({
+        "type": {"type": "string", "enum": ["review"]},
+        "attributes": {"oneOf": [_attributes(("question",), rated=False),
+                                 _attributes(RATED_TYPES, rated=True)]},
+        "relationships": _object({"order": _object({"data": order}, ["data"])}, ["order"]),
+    }, ["type", "attributes"])
+    return _object({"data": resource}, ["data"])
+
+
+ERRORS = _object({"errors": {"type": "array", "minItems": 1, "items": {
+    "type": "object",
+    "required": ["id", "status", "code", "title", "detail"],
+    "properties": {
+        "id": {"type": "string"}, "status": {"type": "string"}, "code": {"type": "string"},
+        "title": {"type": "string"}, "detail": {"type": "string"},
+        "source": {"type": "object", "properties": {"pointer": {"type": "string"},
+                                                     "parameter": {"type": "string"}}},
+    },
+}}}, ["errors"])
+
+SUBMISSION = _object({"data": _object({
+    "type": {"type": "string", "enum": ["review-submission"]},
+    "id": {"type": "string"},
+    "attributes": _object({"status": {"type": "string", "enum": ["queued"]}}, ["status"]),
+}, ["type", "id", "attributes"])}, ["data"])
+
+HEALTH = {"type": "object", "properties": {"status": {"type": "string"},
+                                           "checks": {"type": "object"}},
+          "required": ["status"]}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSONAPI: {"schema": {"$ref":
+            "#/components/schemas/Errors"}}}}
+
+
+def build() -> dict[str, Any]:
+    spec = APISpec(title="Klaviyo review widget", version="1", openapi_version="3.0.3",
+                   info={"description": "Drop-in compatible with Klaviyo's "
+                                        "create_client_review (revision "
+                                        f"{current_app.config['KLAVIYO_REVISION']})."})
+    spec.components.schema("ReviewCreate", review_create())
+    spec.components.schema("Submission", SUBMISSION)
+    spec.components.schema("Errors", ERRORS)
+    spec.components.schema("Health", HEALTH)
+    parameters = []
+    if current_app.config["KLAVIYO_PUBLIC_KEY"]:
+        parameters.append({
+            "name": "company_id", "in": "query", "required": False,
+            "description": "Optional; when given it must be this service's public key.",
+            "schema": {"type": "string", "enum": [current_app.config["KLAVIYO_PUBLIC_KEY"]]},
+        })
+    body = {"$ref": "#/components/schemas/ReviewCreate"}
+    spec.path("/client/reviews", operations={"post": {
+        "operationId": "create_review",
+        "summary": "Submit a review (Klaviyo create_client_review body)",
+        "description": "Optional headers: `Idempotency-Key` (a replay answers the first 202; "
+                       "the same key with another body is a 422), `X-Review-Token` (the "
+                       "form's signed token; required unless WIDGET_OPEN_API is on).",
+        "parameters": parameters,
+        "requestBody": {"required": True,
+                        "content": {media: {"schema": body} for media in MEDIA_TYPES}},
+        "responses": {
+            "202": {"description": "Stored; it will be delivered to Klaviyo",
+                    "content": {JSONAPI: {"schema": {"$ref": "#/components/schemas/Submission"}}}},
+            **{status: _error(text) for status, text in REFUSALS.items()},
+        },
+    }})
+    health = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}
+    spec.path("/healthz", operations={"get": {"operationId": "healthz", "responses": {
+        "200": {"description": "The process is alive", **health},
+        "405": _error("Method not allowed")}}})
+    spec.path("/readyz", operations={"get": {"operationId": "readyz", "responses": {
+        "200": {"description": "Ready to accept reviews", **health},
+        "503": {"description": "The outbox cannot be reached", **health},
+        "405": _error("Method not allowed")}}})
+    return spec.to_dict()
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    document = current_app.extensions.get("openapi")
+    if document is None:
+        document = current_app.extensions["openapi"] = build()
+    return jsonify(document)

@@ -151,6 +151,7 @@ class FakeKlaviyo:
         self.release = threading.Event()
         self.pause_until = 0.0  # the end of the last Retry-After the fake gave
         self.during_pause: list[Received] = []
+        self.throttled_at: list[tuple[float, float]] = []  # (answered at, pause ends at)
         self.server: BaseWSGIServer | None = None
         self.thread: threading.Thread | None = None
         self.app = self._make_app()
@@ -228,6 +229,15 @@ class FakeKlaviyo:
         with self.lock:
             counts = Counter(int(r.at // window_seconds) for r in self.received)
         return max(counts.values(), default=0)
+
+    def sent_during_pause(self, grace: float) -> list[Received]:
+        """Requests that arrived during a Retry-After more than `grace` seconds after the 429
+        that started it was answered: sent by a client that could have known of the pause.
+        (With several senders, one already past its last check when another receives the 429
+        arrives a moment later; `during_pause` counts those too.)"""
+        with self.lock:
+            return [r for r in self.received
+                    if any(start + grace < r.at < end for start, end in self.throttled_at)]
 
     def wait_for_reviews(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
@@ -323,6 +333,7 @@ class FakeKlaviyo:
     def _throttled(self, now: float, retry_after: int) -> Response:
         with self.lock:
             self.pause_until = max(self.pause_until, now + retry_after)
+            self.throttled_at.append((now, now + retry_after))
         return problem(429, "throttled", "Request was throttled.",
                        f"Request was throttled. Expected available in {retry_after} seconds.",
                        headers={"Retry-After": str(retry_after)})

@@ -306,6 +306,16 @@ class Outbox:
             )
             return [dict(row) for row in result.mappings()]
 
+    def touched_since(self, since: datetime) -> int:
+        """Rows claimed or sent since then: at least one call to Klaviyo each (the pacer of a
+        restarted process counts them, see widget/pacing.py)."""
+        t = submissions
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).where(t.c.updated_at >= since,
+                                           t.c.updated_at > t.c.created_at)
+            ).scalar_one()
+
     def requeue_dead(self, ids: list[str] | None = None) -> int:
         """Send dead rows again (all of them when `ids` is None): queued, due now, with a
         fresh age limit. Returns how many were requeued."""

@@ -7,6 +7,10 @@ when network delays bunch calls together (up to a second of jitter), and any min
 the steady rate, 140/min, is the same as with 8/s. A 429 pauses every process sharing the
 storage until its Retry-After has passed.
 
+A per-process budget (memory://) dies with its process; a new process seeds it with the
+calls the outbox shows in the last longest window, so a crash and restart cannot start a
+fresh minute on top of a spent one.
+
 When the storage cannot be reached (Redis down), no process can know what the others have
 spent, so none calls Klaviyo: `try_acquire` answers "wait" and the log says so once. When it
 answers again and our windows are empty (a Redis restarted without its data), calls resume
@@ -119,6 +123,19 @@ class Pacer:
                     f"; calls resume in {self._hold_until - time.time():.1f}s, when the "
                     "calls made before the outage are out of every window"
                     if self._hold_until > time.time() else "")
+
+    @property
+    def longest_window(self) -> float:
+        """Seconds of the longest window (60 for 140/minute)."""
+        return float(self.items[-1].get_expiry())
+
+    def seed(self, calls: int) -> None:
+        """Count `calls` made lately by a process that died, as if made now (later than they
+        were: they leave the windows late, never early). For a per-process (memory://)
+        budget, whose windows die with the process; a restart must not start from zero."""
+        for item in self.items:
+            for _ in range(min(calls, item.amount)):
+                self.limiter.hit(item, self.account)
 
     def may_call_now(self) -> bool:
         """A last look just before a call: False while paused or when the storage fails."""

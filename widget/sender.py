@@ -204,6 +204,9 @@ def init_app(app: Flask) -> None:
                   key_prefix=app.config["RATELIMIT_KEY_PREFIX"],
                   storage_options=app.config["RATELIMIT_STORAGE_OPTIONS"])
     sender = Sender(app.config, app.extensions["outbox"], pacer)
+    if app.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
+        since = utcnow() - timedelta(seconds=pacer.longest_window)
+        pacer.seed(app.extensions["outbox"].touched_since(since))
     app.extensions["pacer"] = pacer
     app.extensions["sender"] = sender
     if app.config["WIDGET_SENDER"] == "thread" and not _in_cli_command():

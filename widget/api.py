@@ -39,17 +39,20 @@ def create_review() -> tuple[Response, int]:
     defences.check_token(request.headers.get(defences.TOKEN_HEADER),
                          required=not current_app.config["WIDGET_OPEN_API"])
     defences.check_honeypot(request.headers.get(defences.HONEYPOT_HEADER))
-    submission = accept(raw, lambda: parse_json(raw), idempotency_key())
+    key = idempotency_key()
+    digest = request_hash(raw)
+    text = decode(raw)
+    del raw  # a body may be tens of MB: keep one copy of it at a time, not three
+    submission = accept(digest, lambda: parse_json(text), key)
     return accepted(submission)
 
 
-def accept(raw: bytes, document: Callable[[], Any], key: str | None) -> Submission:
+def accept(digest: str, document: Callable[[], Any], key: str | None) -> Submission:
     """The one path every submission takes (API and form): replay check, backlog ceiling,
     validation, duplicate check, email limit, durable store, wake the sender.
 
-    `raw` identifies the request for Idempotency-Key replays; `document` gives the JSON:API
+    `digest` identifies the request for Idempotency-Key replays; `document` gives the JSON:API
     body and is only called when the request is new."""
-    digest = request_hash(raw)
     store = outbox.current()
     try:
         earlier = store.find_replay(key, digest) if key else None
@@ -92,11 +95,17 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_json(raw: bytes) -> Any:
+def decode(raw: bytes) -> str:
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        detail = "The body is not valid UTF-8."
+        raise ApiError.one(400, "parse_error", "Malformed JSON",
+                           "The body is not valid UTF-8.") from None
+
+
+def parse_json(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:
         detail = "The JSON is nested too deeply."
     except ValueError as error:

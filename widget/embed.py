@@ -19,6 +19,7 @@ from widget.api import BODY_TARGET_SHARE, accept, submit_limit
 from widget.config import ConfigError
 from widget.errors import ApiError, pointers
 from widget.extensions import limiter
+from widget.outbox import request_hash
 from widget.schemas import INCENTIVE_TYPES, INTEGRATIONS, serialise
 from widget.security import frameable
 
@@ -92,7 +93,7 @@ def submit() -> str:
     """The same review as the script would send, from a plain form post (no JavaScript)."""
     context = context_from(request.form)
     body = review_from_form(request.form, request.files.getlist("photos"), context)
-    accept(serialise(body), lambda: body, form_key())
+    accept(request_hash(serialise(body)), lambda: body, form_key())
     mode = "question" if body["data"]["attributes"]["review_type"] == "question" else "review"
     return render_page("embed/thanks.html", context, mode=mode)
 

@@ -71,7 +71,8 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Outbox. None means a SQLite file in the instance folder (see widget/outbox.py).
         "DATABASE_URL": get("DATABASE_URL") or None,
         # Web limits (flask-limiter) and the sender's pacing share this storage.
-        "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI") or "memory://",
+        # REDIS_URL is what a Redis add-on sets (Heroku, Dokku): used when this is not set.
+        "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI") or get("REDIS_URL") or "memory://",
         "RATELIMIT_ENABLED": _bool(env, "RATELIMIT_ENABLED", True),
         "RATELIMIT_HEADERS_ENABLED": True,
         # Keys in the shared storage start with this: deployments sharing one Redis (staging

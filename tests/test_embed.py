@@ -8,10 +8,11 @@ import re
 import string
 
 import pytest
+from itsdangerous import URLSafeTimedSerializer
 from PIL import Image
 
 from tests.reviews import decode_data_uri, image_bytes
-from widget import create_app, i18n
+from widget import create_app, defences, i18n
 from widget.config import ConfigError
 
 QUESTIONS = [
@@ -22,10 +23,21 @@ QUESTIONS = [
 ]
 
 
+@pytest.fixture
+def settings(settings):
+    """The closed API of production; tokens may be used at once (tests type fast)."""
+    return {**settings, "WIDGET_OPEN_API": False, "WIDGET_TOKEN_MIN_SECONDS": 0}
+
+
+def form_token(secret="test-secret"):
+    """What GET /embed puts in the form (settings' SECRET_KEY)."""
+    return URLSafeTimedSerializer(secret, salt=defences.TOKEN_SALT).dumps({"n": "test"})
+
+
 def form(**fields):
     base = {"review_type": "review", "rating": "5", "content": "Great fit.", "author": "Ann",
             "email": "ann@example.com", "product_id": "42", "integration": "shopify",
-            "idempotency_key": "k" * 32}
+            "idempotency_key": "k" * 32, "form_token": form_token()}
     base.update(fields)
     return {key: value for key, value in base.items() if value is not None}
 
@@ -269,3 +281,32 @@ def test_a_throttled_form_post_comes_back_as_typed_and_says_when_to_retry(make_a
     html = page.get_data(as_text=True)
     assert page.status_code == 429 and int(page.headers["Retry-After"]) > 0
     assert "Nicht gesendet: zu viele Einsendungen" in html and "Another one." in html
+
+
+def test_the_form_carries_a_signed_token_and_a_honeypot_for_the_script_to_send(client):
+    html = client.get("/embed").get_data(as_text=True)
+    token = re.search(r'name="form_token" value="([^"]+)"\s+data-header="X-Review-Token"', html)
+    assert token and token[1].count(".") == 2
+    assert re.search(r'name="website" tabindex="-1" autocomplete="off"\s+'
+                     r'data-header="X-Review-Honeypot"', html)
+
+
+@pytest.mark.parametrize("fields, detail", [
+    ({"form_token": None}, "Reviews are taken from the review form only"),
+    ({"form_token": "forged.token.value"}, "not one this service issued"),
+    ({"website": "https://spam.example"}, "looks automated"),
+])
+def test_a_form_post_without_a_valid_token_or_with_the_honeypot_filled_is_refused(
+        app, fields, detail):
+    page = app.test_client().post("/embed", data=form(**fields))
+    assert page.status_code == 403
+    html = page.get_data(as_text=True)
+    assert detail in html and "Great fit." in html
+    assert queued_bodies(app) == []
+
+
+def test_a_form_post_from_a_page_on_another_origin_is_refused(app):
+    page = app.test_client().post("/embed", data=form(),
+                                  headers={"Origin": "https://evil.example"})
+    assert page.status_code == 403
+    assert queued_bodies(app) == []

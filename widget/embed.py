@@ -14,7 +14,7 @@ from marshmallow.validate import Length, OneOf
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.exceptions import TooManyRequests
 
-from widget import assets, i18n, questions
+from widget import assets, defences, i18n, questions
 from widget.api import BODY_TARGET_SHARE, accept, submit_limit
 from widget.config import ConfigError
 from widget.errors import ApiError, pointers
@@ -26,6 +26,9 @@ from widget.security import frameable
 bp = Blueprint("embed", __name__)
 Page = tuple[str, int, dict[str, str]]  # body, status, headers
 
+# The form's anti-abuse fields (widget/defences.py); the script sends them as headers.
+TOKEN_FIELD = "form_token"
+HONEYPOT_FIELD = "website"
 THEMES = ("light", "dark", "auto")
 MODES = ("review", "question")
 # Merchant theme overrides: custom-property declarations only, nothing that could end the
@@ -92,6 +95,9 @@ def form() -> str:
 def submit() -> str:
     """The same review as the script would send, from a plain form post (no JavaScript)."""
     context = context_from(request.form)
+    defences.check_origin()
+    defences.check_token(request.form.get(TOKEN_FIELD), required=True)
+    defences.check_honeypot(request.form.get(HONEYPOT_FIELD))
     body = review_from_form(request.form, request.files.getlist("photos"), context)
     accept(request_hash(serialise(body)), lambda: body, form_key())
     mode = "question" if body["data"]["attributes"]["review_type"] == "question" else "review"
@@ -202,6 +208,8 @@ def render_form(context: dict[str, Any], values: MultiDict[str, str], errors: di
     config = current_app.config
     return render_page(
         "embed/form.html", context, values=values, errors=errors, idempotency_key=key,
+        form_token=defences.issue_token(), token_header=defences.TOKEN_HEADER,
+        honeypot_header=defences.HONEYPOT_HEADER,
         questions=current_questions(), incentives=INCENTIVE_TYPES,
         max_photos=config["WIDGET_MAX_PHOTOS"], max_edge=config["PHOTO_MAX_EDGE"],
         body_limit=int(config["KLAVIYO_MAX_BODY_BYTES"] * BODY_TARGET_SHARE),

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.browser.embedding import small_photo, storefront, widget_frame
 
 ALLOWED = "'self' http://127.0.0.2:*"
+
+
+@pytest.fixture
+def settings(settings):
+    """Production's closed API: the form must send its own token (used at once here)."""
+    return {**settings, "WIDGET_OPEN_API": False, "WIDGET_TOKEN_MIN_SECONDS": 0}
 
 
 def frame_height(page):

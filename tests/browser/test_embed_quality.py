@@ -12,6 +12,12 @@ BUDGET_BYTES = 15 * 1024
 QUERY = "product_id=42&product_name=Linen%20shirt&locale=en"
 
 
+@pytest.fixture
+def settings(settings):
+    """Production's closed API: the form must send its own token (used at once here)."""
+    return {**settings, "WIDGET_OPEN_API": False, "WIDGET_TOKEN_MIN_SECONDS": 0}
+
+
 def axe_violations(page):
     page.evaluate(axe_source())
     result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")

@@ -31,13 +31,13 @@ def need_wrk() -> str:
     return path
 
 
-def gunicorn(env: dict[str, str], app: str = "bench_app:app", workers: int = 1,
-             threads: int = 8) -> Service:
-    """The Procfile's web settings (gthread), on a free loopback port."""
+def gunicorn(env: dict[str, str], app: str = "bench_app:app", workers: int = 1) -> Service:
+    """The Procfile's web settings (gevent workers), on a free loopback port."""
     port = free_port()
     args = [sys.executable, "-m", "gunicorn", app, "--pythonpath", str(ROOT / "bench"),
-            "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
-            "--bind", f"127.0.0.1:{port}", "--timeout", "30", "--log-level", "warning"]
+            "--worker-class", "gevent", "--worker-connections", "1000",
+            "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--timeout", "30",
+            "--log-level", "warning"]
     return Service(args, env, port).wait_ready()
 
 

@@ -76,13 +76,22 @@ class Service:
         self._close_log()
 
 
-def gunicorn(env: dict[str, str], workers: int = 1, threads: int = 4, **kwargs) -> Service:
-    """The Procfile's web process on a free loopback port."""
+def procfile_command(role: str) -> str:
+    """The Procfile's command for a role, exactly as the platform runs it."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == role:
+            return command.strip()
+    raise KeyError(role)
+
+
+def gunicorn(env: dict[str, str], workers: int = 1, **kwargs) -> Service:
+    """The Procfile's web role, run by bash as a platform would, on a free loopback port."""
     port = free_port()
-    args = [sys.executable, "-m", "gunicorn", "app:app", "--worker-class", "gthread",
-            "--workers", str(workers), "--threads", str(threads),
-            "--bind", f"127.0.0.1:{port}", "--timeout", "30"]
-    return Service(args, env, port, **kwargs)
+    bin_dir = str(Path(sys.executable).parent)  # the venv's gunicorn and flask
+    env = {"PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "PORT": str(port),
+           "WIDGET_WEB_PROCESSES": str(workers), **env}
+    return Service(["bash", "-c", "exec " + procfile_command("web")], env, port, **kwargs)
 
 
 def send_worker(env: dict[str, str], **kwargs) -> Service:

@@ -51,6 +51,8 @@ def test_review_accepted_before_sigkill_is_delivered_after_restart(
         outage, service_env, fake_klaviyo, tmp_path):
     # Klaviyo is down (refusing) or hanging, so the review cannot leave before the kill.
     getattr(fake_klaviyo, outage)()
+    if outage == "refuse":  # a retry far enough off that the kill lands between attempts
+        service_env = {**service_env, "SENDER_BACKOFF_BASE_SECONDS": "4"}
     web = gunicorn(service_env, log_path=tmp_path / "web.log").wait_ready()
     try:
         response = requests.post(web.url + "/client/reviews", json=review_body(), timeout=5)
@@ -59,7 +61,8 @@ def test_review_accepted_before_sigkill_is_delivered_after_restart(
         if outage == "hang":  # killed mid-send: the row is left in `sending`
             assert wait_for(lambda: row_state(service_env, review_id).state == "sending")
         else:
-            assert wait_for(lambda: row_state(service_env, review_id).attempts >= 1)
+            assert wait_for(lambda: (row := row_state(service_env, review_id)).attempts >= 1
+                            and row.state == "queued")
     finally:
         web.kill()
 

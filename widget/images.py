@@ -6,8 +6,11 @@ import base64
 import binascii
 import io
 import re
+import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
@@ -22,6 +25,7 @@ MAX_URL_CHARS = 2048
 # itself; we never do. The same pattern describes photo URLs in /openapi.json.
 URL_PATTERN = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][\x21-\x7e]*)?$"
 ORIENTATION = 0x0112
+T = TypeVar("T")
 TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -185,6 +189,18 @@ def encode_jpeg(image: Image.Image, quality: int) -> bytes:
 
 def to_data_uri(jpeg: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def off_the_event_loop(work: Callable[..., T], *args: Any) -> T:
+    """Run CPU-heavy work on a real thread when gevent drives this process (the Procfile's
+    web role), so other requests are served meanwhile; Pillow releases the GIL while it
+    decodes and encodes. Without gevent, call it here."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        import gevent
+
+        return gevent.get_hub().threadpool.apply(work, args)
+    return work(*args)
 
 
 def process(reference: str, policy: PhotoPolicy, budget_bytes: int) -> str:

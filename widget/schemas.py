@@ -216,7 +216,8 @@ class ReviewSchema(Schema):
         processed, invalid, too_large = [], {}, []
         for index, reference in enumerate(references):
             try:
-                processed.append(images.process(reference, self.photos, budget))
+                processed.append(images.off_the_event_loop(
+                    images.process, reference, self.photos, budget))
             except PhotoTooLarge as error:
                 too_large.append(Problem(f"Photo {index + 1}: {error}", f"{pointer}/{index}",
                                          code="too_large", title="Photo too large"))

@@ -49,7 +49,8 @@ def create_review() -> tuple[Response, int]:
 
 def accept(digest: str, document: Callable[[], Any], key: str | None) -> Submission:
     """The one path every submission takes (API and form): replay check, backlog ceiling,
-    validation, duplicate check, email limit, durable store, wake the sender.
+    validation, email limit, durable store (or the same review's first answer), wake the
+    sender.
 
     `digest` identifies the request for Idempotency-Key replays; `document` gives the JSON:API
     body and is only called when the request is new."""
@@ -60,12 +61,9 @@ def accept(digest: str, document: Callable[[], Any], key: str | None) -> Submiss
             return earlier
         defences.check_backlog()
         review = review_schema().load(document())
-        fingerprint = defences.fingerprint(review)
-        earlier = store.find_duplicate(fingerprint, utcnow() - DUPLICATE_WINDOW)
-        if earlier:
-            return earlier
         defences.check_email_limit(review["data"]["attributes"]["email"])
-        submission = store.put(serialise(review), key, digest, fingerprint)
+        submission = store.put(serialise(review), key, digest, defences.fingerprint(review),
+                               duplicate_since=utcnow() - DUPLICATE_WINDOW)
     except IdempotencyConflict:
         raise idempotency_conflict() from None
     sender.current().notify()

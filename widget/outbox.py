@@ -62,7 +62,7 @@ submissions = Table(
     Column("idempotency_key", String(255), unique=True),
     Column("request_hash", String(64)),
     # Same author email, product and text: a shopper's double post or a bot's repeats are
-    # stored once a day (see Outbox.find_duplicate).
+    # stored once a day (see Outbox.put).
     Column("fingerprint", String(64)),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
@@ -157,9 +157,12 @@ class Outbox:
             yield conn
 
     def put(self, body: bytes, idempotency_key: str | None = None,
-            digest: str | None = None, fingerprint: str | None = None) -> Submission:
+            digest: str | None = None, fingerprint: str | None = None,
+            duplicate_since: datetime | None = None) -> Submission:
         """Store a submission durably. `digest` identifies the request an Idempotency-Key
-        was first used with; a replay of the key answers the first submission."""
+        was first used with; a replay of the key answers the first submission. With
+        `duplicate_since`, a submission of the same fingerprint made since then is answered
+        instead of storing this one (looked up in the same transaction as the insert)."""
         now = utcnow()
         row = {
             "id": str(uuid.uuid4()),
@@ -176,6 +179,10 @@ class Outbox:
         }
         try:
             with self._writing() as conn:
+                if fingerprint and duplicate_since is not None:
+                    earlier = _first_since(conn, fingerprint, duplicate_since)
+                    if earlier is not None:
+                        return earlier
                 conn.execute(submissions.insert(), row)
         except IntegrityError:
             # Two requests with the same key raced; the one that committed first wins.
@@ -198,16 +205,6 @@ class Outbox:
         if row["request_hash"] != digest:
             raise IdempotencyConflict(key)
         return _submission(row, replayed=True)
-
-    def find_duplicate(self, fingerprint: str, since: datetime) -> Submission | None:
-        """The earliest submission with this fingerprint created after `since`."""
-        t = submissions
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(t).where(t.c.fingerprint == fingerprint, t.c.created_at >= since)
-                .order_by(t.c.created_at).limit(1)
-            ).mappings().first()
-        return _submission(row, replayed=True) if row else None
 
     def claim_due(self) -> Submission | None:
         """Take the next due row for sending, or None when nothing is due."""
@@ -346,6 +343,15 @@ class Outbox:
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+
+
+def _first_since(conn: Connection, fingerprint: str, since: datetime) -> Submission | None:
+    t = submissions
+    row = conn.execute(
+        select(t).where(t.c.fingerprint == fingerprint, t.c.created_at >= since)
+        .order_by(t.c.created_at).limit(1)
+    ).mappings().first()
+    return _submission(row, replayed=True) if row else None
 
 
 def _submission(row: Any, replayed: bool = False) -> Submission:

@@ -159,21 +159,26 @@ def test_every_accepted_review_is_delivered_within_limits_through_every_fault(mo
         at(4.0)
         fake.clear()
         fake.throttle(retry_after=3, count=1)
-        at(8.0)
+        at(9.0)  # after the 429's pause, so that a sender is mid-send when it is killed
+        hung_from = time.time()
         fake.hang()
-        at(9.0)  # mid-burst, mid-send: one web process and one sender die
+        deadline = time.monotonic() + 5
+        while not any(r.at >= hung_from for r in fake.requests()) \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # mid-burst, mid-send (read timeout 1 s): a web and a sender die
         webs[0].kill()
         if senders:
             senders[0].kill()
-        at(10.5)
+        time.sleep(1.5)
         fake.clear()
-        at(11.0)
+        time.sleep(0.5)
         webs[0] = gunicorn(env, log_path=next(logs)).wait_ready()
         if senders:
             senders[0] = send_worker(env, log_path=next(logs))
-        at(12.0)
+        time.sleep(1.0)
         fake.refuse()
-        at(14.5)
+        time.sleep(2.5)
         fake.accept()
 
         feeder.join()
@@ -189,6 +194,9 @@ def test_every_accepted_review_is_delivered_within_limits_through_every_fault(mo
         for i, review_id in burst.accepted.items():
             if arrived[content(i)] > 1:  # a duplicate only where one was flagged possible
                 assert store.get(review_id).possible_duplicate, content(i)
+        flagged = [row for row in store.rows(("delivered",), SUBMISSIONS)
+                   if row["possible_duplicate"]]
+        assert flagged, "the hang and the SIGKILL must leave rows flagged as possible duplicates"
         assert fake.peak(1) <= 8 * SCALE
         assert fake.peak(60) <= 140 * SCALE
         assert fake.throttled_at, "the 429 phase never happened"
@@ -197,6 +205,6 @@ def test_every_accepted_review_is_delivered_within_limits_through_every_fault(mo
             assert fake.during_pause == []
         statuses = Counter(r.status for r in fake.requests("/client/reviews"))
         print(f"{mode}: {time.monotonic() - started:.0f}s, fake saw {dict(statuses)}, "
-              f"duplicates {sum(n - 1 for n in arrived.values())}, "
+              f"duplicates {sum(n - 1 for n in arrived.values())} (flagged: {len(flagged)}), "
               f"during pause (any) {len(fake.during_pause)}, peaks {fake.peak(1)}/s "
               f"{fake.peak(60)}/min, client saw {dict(burst.statuses)}")

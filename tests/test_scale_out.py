@@ -110,6 +110,7 @@ def test_with_redis_stopped_mid_run_reviews_are_accepted_and_none_is_sent_until_
 
     ids = [submit(i).get_json()["data"]["id"] for i in range(3)]
     assert len(fake_klaviyo.wait_for_reviews(3)) == 3
+    assert client.get("/readyz").get_json()["checks"]["rate_limit_storage"] == "ok"
 
     own_redis.kill()
     answers = [submit(i) for i in range(3, 13)]
@@ -118,6 +119,7 @@ def test_with_redis_stopped_mid_run_reviews_are_accepted_and_none_is_sent_until_
     time.sleep(2)
     assert len(fake_klaviyo.requests()) == 3  # nothing sent while the budget is unknown
     assert "pacing storage unreachable" in caplog.text
+    assert "falling back to in-memory storage" in caplog.text  # the web limits
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.get_json()["checks"]["rate_limit_storage"].startswith("unreachable")

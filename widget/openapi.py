@@ -13,6 +13,8 @@ from typing import Any
 from apispec import APISpec
 from flask import Blueprint, Response, current_app, jsonify
 
+from widget.api import MEDIA_TYPES
+from widget.errors import JSONAPI
 from widget.images import MAX_URL_CHARS, URL_PATTERN
 from widget.schemas import (
     INCENTIVE_TYPES,
@@ -27,8 +29,6 @@ from widget.schemas import (
 
 bp = Blueprint("openapi", __name__)
 
-JSONAPI = "application/vnd.api+json"
-MEDIA_TYPES = (JSONAPI, "application/json")
 # Addresses are checked by email_validator (syntax, international addresses, no reserved
 # domains); no pattern says all that. This one describes the common case, and every address
 # it matches is accepted.

@@ -102,3 +102,81 @@ def test_idempotency_key_finds_the_first_submission_and_refuses_another_body(out
 ])
 def test_database_urls_of_the_heroku_form_are_understood(url, expected):
     assert engine_url(url) == expected
+
+
+def pending_rows(outbox, *puts):
+    """Pending items as put() makes them, for writing one batch by hand."""
+    from widget.commits import Pending
+
+    made = []
+    original = outbox._commits.submit
+    outbox._commits.submit = lambda new: made.append(Pending(new))
+    try:
+        for args, kwargs in puts:
+            outbox.put(*args, **kwargs)
+    finally:
+        outbox._commits.submit = original
+    return made
+
+
+def test_concurrent_puts_share_transactions_and_every_row_is_stored(outbox):
+    start = threading.Barrier(30)
+    ids = []
+
+    def put(i):
+        start.wait()
+        ids.append(outbox.put(f'{{"n": {i}}}'.encode(), fingerprint=f"f{i}",
+                              duplicate_since=utcnow() - timedelta(days=1)).id)
+
+    threads = [threading.Thread(target=put, args=(i,)) for i in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(set(ids)) == 30
+    assert outbox.counts()["queued"] == 30
+    assert outbox._commits.batches < 30
+
+
+def test_the_same_review_twice_in_one_batch_is_stored_once(outbox):
+    since = utcnow() - timedelta(days=1)
+    batch = pending_rows(outbox, ((b"1",), dict(fingerprint="same", duplicate_since=since)),
+                         ((b"2",), dict(fingerprint="same", duplicate_since=since)),
+                         ((b"3",), dict(fingerprint="other", duplicate_since=since)))
+    outbox._put_batch(batch)
+    first, second, third = (pending.result for pending in batch)
+    assert second.id == first.id and second.replayed and not first.replayed
+    assert third.id != first.id
+    assert outbox.counts()["queued"] == 2
+
+
+def test_a_batch_answers_a_review_stored_earlier_instead_of_storing_it_again(outbox):
+    since = utcnow() - timedelta(days=1)
+    earlier = outbox.put(b"1", fingerprint="same", duplicate_since=since)
+    batch = pending_rows(outbox, ((b"1",), dict(fingerprint="same", duplicate_since=since)),
+                         ((b"2",), dict(fingerprint="new", duplicate_since=since)))
+    outbox._put_batch(batch)
+    assert batch[0].result.id == earlier.id and batch[0].result.replayed
+    assert outbox.counts()["queued"] == 2
+
+
+def test_one_idempotency_key_twice_in_a_batch_replays_or_conflicts(outbox):
+    batch = pending_rows(outbox, ((b"1", "key", "digest-1"), {}),
+                         ((b"1", "key", "digest-1"), {}),
+                         ((b"2", "key", "digest-2"), {}))
+    outbox._put_batch(batch)
+    first, replay, conflict = batch
+    assert replay.result.id == first.result.id and replay.result.replayed
+    assert isinstance(conflict.error, IdempotencyConflict)
+    assert outbox.counts()["queued"] == 1
+
+
+def test_a_key_stored_meanwhile_by_another_process_sends_the_batch_row_by_row(outbox):
+    # find_replay ran before put, and the key was stored in between: the batch's insert
+    # breaks the unique index, and every row is then stored (or answered) on its own.
+    stored = outbox.put(b"1", "key", "digest-1")
+    batch = pending_rows(outbox, ((b"1", "key", "digest-1"), {}), ((b"2",), {}))
+    outbox._put_batch(batch)
+    assert batch[0].result.id == stored.id and batch[0].result.replayed
+    assert batch[1].error is None and outbox.get(batch[1].result.id).body == "2"
+    assert outbox.counts()["queued"] == 2

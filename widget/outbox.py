@@ -8,6 +8,7 @@ UPDATE (`FOR UPDATE SKIP LOCKED` on Postgres), so two senders never hold the sam
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import uuid
@@ -40,6 +41,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from widget import migrations
+from widget.commits import GroupCommit, Pending
+
+log = logging.getLogger(__name__)
 
 STATES = ("queued", "sending", "delivered", "dead")
 
@@ -106,6 +110,14 @@ class Submission:
         return self.requeued_at or self.created_at
 
 
+@dataclass(frozen=True)
+class NewRow:
+    """A row to insert, and since when the same review counts as a repeat (None: never)."""
+
+    row: dict[str, Any]
+    duplicate_since: datetime | None
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers and the writer work at once; FULL makes each commit durable on disk
@@ -149,6 +161,7 @@ class Outbox:
         # steps of up to 100 ms. Threads of this process queue on a lock instead, which
         # turns those sleeps into a short, fair wait (4x the throughput under load).
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+        self._commits: GroupCommit[NewRow, Submission] = GroupCommit(self._put_batch)
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
@@ -162,7 +175,9 @@ class Outbox:
         """Store a submission durably. `digest` identifies the request an Idempotency-Key
         was first used with; a replay of the key answers the first submission. With
         `duplicate_since`, a submission of the same fingerprint made since then is answered
-        instead of storing this one (looked up in the same transaction as the insert)."""
+        instead of storing this one (looked up in the same transaction as the insert).
+
+        Submissions that arrive together are committed together (widget/commits.py)."""
         now = utcnow()
         row = {
             "id": str(uuid.uuid4()),
@@ -177,21 +192,49 @@ class Outbox:
             "created_at": now,
             "updated_at": now,
         }
+        return self._commits.submit(NewRow(row, duplicate_since if fingerprint else None))
+
+    def _put_batch(self, batch: list[Pending[NewRow, Submission]]) -> None:
+        """One transaction for the whole batch; if it fails (a key that raced in from
+        another process, say), each submission is stored on its own and gets its own
+        answer or error."""
+        if len(batch) > 1:
+            try:
+                with self._writing() as conn:
+                    outcomes = _insert_many(conn, [pending.item for pending in batch])
+            except Exception:  # retried one by one below, where errors surface
+                log.info("a batch of %d submissions failed; storing them one by one",
+                         len(batch), exc_info=True)
+            else:
+                for pending, outcome in zip(batch, outcomes, strict=True):
+                    if isinstance(outcome, BaseException):
+                        pending.finish(error=outcome)
+                    else:
+                        pending.finish(outcome)
+                return
+        for pending in batch:
+            try:
+                pending.finish(self._put_one(pending.item))
+            except Exception as error:
+                pending.finish(error=error)
+
+    def _put_one(self, new: NewRow) -> Submission:
+        row = new.row
         try:
             with self._writing() as conn:
-                if fingerprint and duplicate_since is not None:
-                    earlier = _first_since(conn, fingerprint, duplicate_since)
+                if new.duplicate_since is not None:
+                    earlier = _first_since(conn, row["fingerprint"], new.duplicate_since)
                     if earlier is not None:
                         return earlier
                 conn.execute(submissions.insert(), row)
         except IntegrityError:
             # Two requests with the same key raced; the one that committed first wins.
-            earlier = self.find_replay(idempotency_key, row["request_hash"]) \
-                if idempotency_key else None
+            key = row["idempotency_key"]
+            earlier = self.find_replay(key, row["request_hash"]) if key else None
             if earlier is None:
                 raise
             return earlier
-        return Submission(row["id"], row["body"], "queued", 0, now, False)
+        return _stored(row)
 
     def find_replay(self, key: str, digest: str) -> Submission | None:
         """The submission first stored under `key`, if any; IdempotencyConflict when the key
@@ -352,6 +395,52 @@ def _first_since(conn: Connection, fingerprint: str, since: datetime) -> Submiss
         .order_by(t.c.created_at).limit(1)
     ).mappings().first()
     return _submission(row, replayed=True) if row else None
+
+
+def _insert_many(conn: Connection, batch: list[NewRow]) -> list[Submission | Exception]:
+    """The batch's outcomes, in order: each row stored, or answered by the same review made
+    earlier (in the table or in this batch), or an Idempotency-Key conflict within it."""
+    t = submissions
+    checked = [new for new in batch if new.duplicate_since is not None]
+    earlier: dict[str, list[Any]] = {}
+    if checked:
+        since = min(new.duplicate_since for new in checked)
+        found = conn.execute(
+            select(t).where(t.c.fingerprint.in_({new.row["fingerprint"] for new in checked}),
+                            t.c.created_at >= since).order_by(t.c.created_at)
+        ).mappings().all()
+        for row in found:
+            earlier.setdefault(row["fingerprint"], []).append(row)
+    outcomes: list[Submission | Exception] = []
+    by_key: dict[str, dict[str, Any]] = {}
+    inserts = []
+    for new in batch:
+        row, key = new.row, new.row["idempotency_key"]
+        if key is not None and key in by_key:
+            first = by_key[key]
+            outcomes.append(_stored(first, replayed=True)
+                            if first["request_hash"] == row["request_hash"]
+                            else IdempotencyConflict(key))
+            continue
+        same = [r for r in earlier.get(row["fingerprint"], ())
+                if new.duplicate_since is not None and r["created_at"] >= new.duplicate_since]
+        if same:
+            outcomes.append(_submission(same[0], replayed=True))
+            continue
+        if new.duplicate_since is not None:
+            earlier.setdefault(row["fingerprint"], []).append(row)
+        if key is not None:
+            by_key[key] = row
+        inserts.append(row)
+        outcomes.append(_stored(row))
+    if inserts:
+        conn.execute(t.insert(), inserts)
+    return outcomes
+
+
+def _stored(row: dict[str, Any], replayed: bool = False) -> Submission:
+    return Submission(row["id"], row["body"], "queued", 0, row["created_at"], False,
+                      replayed=replayed)
 
 
 def _submission(row: Any, replayed: bool = False) -> Submission:

@@ -142,9 +142,11 @@ def unknown(rest: str) -> Response:
 def read(key: Hashable, call: Callable[[KlaviyoClient], dict[str, Any]]) -> dict[str, Any]:
     """One call to Klaviyo, answered from the cache while it is fresh, else paced."""
     cache: ReadCache = current_app.extensions["moderation_cache"]
-    document = cache.get(key)
-    if document is not None:
-        return document
+    return cache.fetch(key, lambda: load(key, call))
+
+
+def load(key: Hashable, call: Callable[[KlaviyoClient], dict[str, Any]]) -> dict[str, Any]:
+    """Klaviyo's answer, read within the shared pace."""
     config = current_app.config
     if not config["KLAVIYO_PRIVATE_KEY"]:
         raise KlaviyoKeyMissing("KLAVIYO_PRIVATE_KEY is not set")
@@ -161,7 +163,6 @@ def read(key: Hashable, call: Callable[[KlaviyoClient], dict[str, Any]]) -> dict
         client.close()
     log.info("moderation read %s took=%.3fs", key[0] if isinstance(key, tuple) else key,
              time.monotonic() - started)
-    cache.put(key, document)
     return document
 
 

@@ -18,28 +18,35 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+# Turns of the event loop the leader gives latecomers: each turn lets the requests read
+# meanwhile reach the queue; it stops as soon as a turn brings nobody new.
+GATHER_TURNS = 4
 
 
 class Pending(Generic[T, R]):
     """One caller's item and, once its batch is written, its result or its error."""
 
-    __slots__ = ("item", "result", "error", "done")
+    __slots__ = ("item", "result", "error", "done", "leads", "wake")
 
     def __init__(self, item: T) -> None:
         self.item = item
         self.result: R | None = None
         self.error: BaseException | None = None
         self.done = False
+        self.leads = False  # this caller writes the next batch
+        self.wake = threading.Event()  # set when done, or when handed the lead
 
     def finish(self, result: R | None = None, error: BaseException | None = None) -> None:
         self.result, self.error, self.done = result, error, True
+        self.wake.set()
 
 
 class GroupCommit(Generic[T, R]):
     """Runs `write(batch)` for batches of concurrent callers' items, one batch at a time.
 
     `write` must call `finish` on every Pending of the batch; one it leaves unfinished gets
-    a RuntimeError rather than waiting for ever.
+    a RuntimeError rather than waiting for ever. Each caller is woken once: when its item
+    is done, or when it is its turn to lead.
     """
 
     def __init__(self, write: Callable[[list[Pending[T, R]]], None], max_batch: int = 64,
@@ -47,7 +54,7 @@ class GroupCommit(Generic[T, R]):
         self._write = write
         self._max_batch = max_batch
         self._gather = gather or let_others_arrive
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
         self._waiting: list[Pending[T, R]] = []
         self._leading = False
         self.batches = 0  # for tests and benchmarks: how many transactions were written
@@ -56,24 +63,23 @@ class GroupCommit(Generic[T, R]):
     def submit(self, item: T) -> R:
         """Write `item` in the next batch and return its result (or raise its error)."""
         pending: Pending[T, R] = Pending(item)
-        with self._changed:
+        with self._lock:
             self._waiting.append(pending)
-        while True:
-            with self._changed:
-                while self._leading and not pending.done:
-                    self._changed.wait()
-                if pending.done:
-                    break
-                self._leading = True
-            self._lead()  # a long queue may take more than one batch to reach ours
+            pending.leads = not self._leading
+            self._leading = True
+        while not pending.done:
+            if pending.leads:
+                self._lead(pending)  # a long queue may take more than one batch to reach ours
+            else:
+                pending.wake.wait()
         if pending.error is not None:
             raise pending.error
         return pending.result  # type: ignore[return-value]
 
-    def _lead(self) -> None:
+    def _lead(self, leader: Pending[T, R]) -> None:
         try:
-            self._gather()
-            with self._changed:
+            self._gather_batch()
+            with self._lock:
                 batch = self._waiting[:self._max_batch]
                 del self._waiting[:self._max_batch]
             try:
@@ -88,9 +94,24 @@ class GroupCommit(Generic[T, R]):
                 self.items += len(batch)
             fail(batch, RuntimeError("the batch writer left an item unfinished"))
         finally:
-            with self._changed:
-                self._leading = False
-                self._changed.notify_all()
+            leader.leads = False
+            with self._lock:
+                successor = self._waiting[0] if self._waiting else None
+                self._leading = successor is not None
+                if successor is not None:
+                    successor.leads = True
+            if successor is not None:
+                successor.wake.set()
+
+    def _gather_batch(self) -> None:
+        """While others keep arriving (and the batch has room), give them another turn."""
+        waiting = 0
+        for _ in range(GATHER_TURNS):
+            with self._lock:
+                if len(self._waiting) == waiting or waiting >= self._max_batch:
+                    return
+                waiting = len(self._waiting)
+            self._gather()
 
 
 def fail(batch: list[Pending], error: BaseException) -> None:

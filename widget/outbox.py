@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     event,
     func,
@@ -388,6 +389,16 @@ class Outbox:
             conn.execute(text("SELECT 1"))
 
 
+# Built once: a statement's construction costs more than its execution on SQLite.
+INSERT = submissions.insert()
+SAME_REVIEWS = (
+    select(submissions)
+    .where(submissions.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+           submissions.c.created_at >= bindparam("since"))
+    .order_by(submissions.c.created_at)
+)
+
+
 def _first_since(conn: Connection, fingerprint: str, since: datetime) -> Submission | None:
     t = submissions
     row = conn.execute(
@@ -400,15 +411,13 @@ def _first_since(conn: Connection, fingerprint: str, since: datetime) -> Submiss
 def _insert_many(conn: Connection, batch: list[NewRow]) -> list[Submission | Exception]:
     """The batch's outcomes, in order: each row stored, or answered by the same review made
     earlier (in the table or in this batch), or an Idempotency-Key conflict within it."""
-    t = submissions
     checked = [new for new in batch if new.duplicate_since is not None]
     earlier: dict[str, list[Any]] = {}
     if checked:
         since = min(new.duplicate_since for new in checked)
-        found = conn.execute(
-            select(t).where(t.c.fingerprint.in_({new.row["fingerprint"] for new in checked}),
-                            t.c.created_at >= since).order_by(t.c.created_at)
-        ).mappings().all()
+        found = conn.execute(SAME_REVIEWS, {
+            "fingerprints": list({new.row["fingerprint"] for new in checked}), "since": since,
+        }).mappings().all()
         for row in found:
             earlier.setdefault(row["fingerprint"], []).append(row)
     outcomes: list[Submission | Exception] = []
@@ -434,7 +443,7 @@ def _insert_many(conn: Connection, batch: list[NewRow]) -> list[Submission | Exc
         inserts.append(row)
         outcomes.append(_stored(row))
     if inserts:
-        conn.execute(t.insert(), inserts)
+        conn.execute(INSERT, inserts)
     return outcomes
 
 

@@ -8,12 +8,17 @@ import re
 import string
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_of
+from hypothesis import strategies as st
 from itsdangerous import URLSafeTimedSerializer
 from PIL import Image
+from werkzeug.datastructures import MultiDict
 
 from tests.reviews import decode_data_uri, image_bytes
-from widget import create_app, defences, i18n
+from widget import create_app, defences, embed, i18n
 from widget.config import ConfigError
+from widget.schemas import INTEGRATIONS
 
 QUESTIONS = [
     {"id": "fit", "label": {"en": "How does it fit?", "fr": "Quelle taille ?"},
@@ -310,3 +315,37 @@ def test_a_form_post_from_a_page_on_another_origin_is_refused(app):
                                   headers={"Origin": "https://evil.example"})
     assert page.status_code == 403
     assert queued_bodies(app) == []
+
+
+# Query values as a storefront (or an attacker) may send them: markup, quotes, entities,
+# private-use characters like the page's own slot markers, any script.
+query_text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40) \
+    | st.sampled_from(['<script>alert(1)</script>', '"><img src=x>', "&amp;", "\ue000key\ue001"])
+
+
+# One app for every example on purpose: later examples fill blank pages cached by earlier ones.
+@settings_of(max_examples=60, deadline=None,
+             suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(product_id=st.none() | query_text, order_id=st.none() | query_text,
+       product_name=st.none() | query_text, locale=st.sampled_from(sorted(i18n.STRINGS)),
+       theme=st.sampled_from(embed.THEMES), mode=st.sampled_from(embed.MODES),
+       integration=st.sampled_from(INTEGRATIONS))
+def test_a_form_filled_into_its_blank_page_is_the_page_a_full_render_gives(
+        app, product_id, order_id, product_name, locale, theme, mode, integration):
+    context = {"product_id": product_id, "order_id": order_id, "product_name": product_name,
+               "locale": locale, "theme": theme, "mode": mode, "integration": integration}
+    with app.test_request_context("/embed"):
+        full = embed.render_form(context, MultiDict(), {}, key="k" * 32, token="a.b.c")
+        filled = embed.blank_form(context).fill(context, key="k" * 32, token="a.b.c")
+    assert filled == full
+
+
+def test_each_form_page_has_its_own_key_and_token_and_the_product_it_was_asked_for(client):
+    first = client.get("/embed?product_id=1&product_name=Shirt%20%3Cb%3E").text
+    second = client.get("/embed?product_id=2&product_name=Socks").text
+    key = re.compile(r'name="idempotency_key" value="(\w+)"')
+    token = re.compile(r'name="form_token" value="([^"]+)"')
+    assert key.search(first).group(1) != key.search(second).group(1)
+    assert token.search(first).group(1) != token.search(second).group(1)
+    assert "<h1>Shirt &lt;b&gt;</h1>" in first and "<h1>Socks</h1>" in second
+    assert 'name="product_id" value="2"' in second and "\ue000" not in second

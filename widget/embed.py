@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import math
 import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, render_template, request
+from markupsafe import escape
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from marshmallow.validate import Length, OneOf
 from werkzeug.datastructures import FileStorage, MultiDict
@@ -16,6 +18,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from widget import assets, defences, i18n, questions
 from widget.api import BODY_TARGET_SHARE, accept, submit_limit
+from widget.cache import ReadCache
 from widget.config import ConfigError
 from widget.errors import ApiError, pointers
 from widget.extensions import limiter
@@ -54,12 +57,15 @@ class EmbedQuery(Schema):
     theme = fields.String(load_default="auto")
 
 
+EMBED_QUERY = EmbedQuery()  # schemas keep no state between loads; building one costs more
+
+
 def context_from(args: MultiDict[str, str]) -> dict[str, Any]:
     """The embed's product, order, mode, locale and theme; unknown modes and themes fall
     back to their defaults, an unknown integration is a setup error."""
     values = {key: value for key, value in args.items() if value != ""}
     try:
-        context = EmbedQuery().load(values)
+        context = EMBED_QUERY.load(values)
     except ValidationError as error:
         detail = "; ".join(f"{pointer.lstrip('/')}: {message}"
                            for pointer, message in pointers(error.messages))
@@ -86,7 +92,8 @@ def setup_error(error: SetupError) -> tuple[str, int]:
 @frameable
 def form() -> str:
     context = context_from(request.args)
-    return render_form(context, values=MultiDict(), errors={}, key=uuid.uuid4().hex)
+    return blank_form(context).fill(context, key=uuid.uuid4().hex,
+                                    token=defences.issue_token())
 
 
 @bp.post("/embed")
@@ -204,11 +211,11 @@ def photo_reference(photo: FileStorage) -> str:
 
 
 def render_form(context: dict[str, Any], values: MultiDict[str, str], errors: dict[str, str],
-                key: str) -> str:
+                key: str, token: str | None = None) -> str:
     config = current_app.config
     return render_page(
         "embed/form.html", context, values=values, errors=errors, idempotency_key=key,
-        form_token=defences.issue_token(), token_header=defences.TOKEN_HEADER,
+        form_token=token or defences.issue_token(), token_header=defences.TOKEN_HEADER,
         honeypot_header=defences.HONEYPOT_HEADER,
         questions=current_questions(), incentives=INCENTIVE_TYPES,
         max_photos=config["WIDGET_MAX_PHOTOS"], max_edge=config["PHOTO_MAX_EDGE"],
@@ -217,6 +224,60 @@ def render_form(context: dict[str, Any], values: MultiDict[str, str], errors: di
         # A store review when the storefront names no product (Klaviyo's review_type).
         review_value="review" if context["product_id"] else "store",
     )
+
+
+def blank_form(context: dict[str, Any]) -> FormPage:
+    """The empty form for this context, rendered once per shape (see FormPage)."""
+    if current_app.debug:  # template edits show up without a restart while developing
+        return FormPage.render(context)
+    pages: ReadCache = current_app.extensions["embed_pages"]
+    return pages.fetch(FormPage.shape_of(context), lambda: FormPage.render(context))
+
+
+class FormPage:
+    """The empty form as text with slots for what differs between shoppers and products.
+
+    Rendering the template costs most of a form request. The page depends on the query
+    only through the locale, theme, mode and integration, and through whether a product,
+    an order and a product name are given; their values are only ever printed,
+    HTML-escaped. So the page is rendered once per such shape with markers in place of the
+    values (and of the per-page key and token), and each request escapes its values into
+    the slots (tests/test_embed.py checks it against a full render)."""
+
+    VALUES = ("product_id", "order_id", "product_name")
+
+    def __init__(self, parts: list[str], slots: list[str]) -> None:
+        self.parts, self.slots = parts, slots
+
+    @staticmethod
+    def shape_of(context: dict[str, Any]) -> tuple[Any, ...]:
+        return (context["locale"], context["theme"], context["mode"], context["integration"],
+                *(bool(context[name]) for name in FormPage.VALUES))
+
+    @classmethod
+    def render(cls, context: dict[str, Any]) -> FormPage:
+        marked = {**context, **{name: _marker(name) for name in cls.VALUES if context[name]}}
+        text = render_form(marked, values=MultiDict(), errors={}, key=_marker("key"),
+                           token=_marker("token"))
+        pieces = SLOT.split(text)  # text, slot name, text, slot name, ..., text
+        return cls(pieces[0::2], pieces[1::2])
+
+    def fill(self, context: dict[str, Any], key: str, token: str) -> str:
+        values = {**{name: context[name] for name in self.VALUES}, "key": key, "token": token}
+        out = [self.parts[0]]
+        for slot, text in zip(self.slots, self.parts[1:], strict=True):
+            out.append(escape(values[slot]))
+            out.append(text)
+        return "".join(out)
+
+
+def _marker(name: str) -> str:
+    # Private-use characters: HTML escaping leaves them alone, and no query can hold them
+    # in the blank page (it is rendered from markers only).
+    return f"\ue000{name}\ue001"
+
+
+SLOT = re.compile("\ue000(\\w+)\ue001")
 
 
 def render_page(template: str, context: dict[str, Any], **extra: Any) -> str:
@@ -262,6 +323,8 @@ def check_theme(theme: str) -> None:
 def init_app(app: Flask) -> None:
     """Check the form's settings at boot and register the routes."""
     app.extensions["custom_questions"] = questions.load(app.config["WIDGET_CUSTOM_QUESTIONS"])
+    # Blank forms by shape: a few locales x themes x modes x integrations x 8 at most.
+    app.extensions["embed_pages"] = ReadCache(math.inf, max_entries=512)
     check_theme(app.config["WIDGET_THEME"])
     app.add_template_global(assets.asset_url)
     app.register_blueprint(assets.bp)

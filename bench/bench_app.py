@@ -1,18 +1,39 @@
-"""The service plus a bare Flask JSON route, so both are measured in the same gunicorn run."""
+"""The service plus bare Flask routes, so both are measured in the same gunicorn run.
 
+The bare routes are the baselines: `POST /bare/json` parses the same JSON body and answers
+the same 202 document without storing anything; `GET /bare/page/<name>` answers bytes that
+the bench captured from one of our pages (BENCH_SNAPSHOTS names the folder), with the same
+content type, without rendering anything.
+"""
+
+import os
 import uuid
+from pathlib import Path
 
-from flask import jsonify, request
+from flask import Response, abort, jsonify, request
 
 from widget import create_app
 
 app = create_app()
+_pages: dict[str, tuple[bytes, str]] = {}
 
 
-@app.post("/bare")
-def bare():
-    """The baseline: parse the same JSON body and answer the same 202, storing nothing."""
+@app.post("/bare/json")
+def bare_json():
+    """Parse the body and answer the submit route's 202, storing nothing."""
     request.get_json()
     body = {"data": {"type": "review-submission", "id": str(uuid.uuid4()),
                      "attributes": {"status": "queued"}}}
     return jsonify(body), 202
+
+
+@app.get("/bare/page/<name>")
+def bare_page(name: str):
+    """The captured bytes of one of our pages, as a static route would serve them."""
+    if name not in _pages:
+        folder = Path(os.environ["BENCH_SNAPSHOTS"])
+        if not name.isidentifier() or not (folder / name).exists():
+            abort(404)
+        _pages[name] = ((folder / name).read_bytes(), (folder / f"{name}.type").read_text())
+    body, content_type = _pages[name]
+    return Response(body, content_type=content_type)

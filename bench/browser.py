@@ -234,6 +234,18 @@ def measure(quick: bool = False) -> dict:
     return figures
 
 
+def aims(figures: dict) -> list[tuple[str, str, bool]]:
+    """(aim, what was measured, met) for the summary table."""
+    weight = figures["weight_gzip"]["total_transfer_bytes"]
+    ready = figures["cold"]["ready_ms"]["p95"]
+    return [
+        ("Form at most 15 KB gzipped (HTML+CSS+JS; Isso's embed ~20 KB)",
+         f"{weight:,} B", figures["weight_aim_met"]),
+        ("Form interactive under 200 ms from navigation (cold, p95)",
+         f"{ready:.0f} ms", figures["ready_aim_met"]),
+    ]
+
+
 def _met(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 

@@ -1,4 +1,4 @@
-"""Shared helpers for the benchmarks: wrk runs, gunicorn as in the Procfile, RSS."""
+"""Shared helpers for the benchmarks: the project root on sys.path, bounded wrk runs."""
 
 from __future__ import annotations
 
@@ -13,14 +13,53 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.processes import Service, free_port  # noqa: E402
 
+# wrk's Lua: a body made of parts joined by a request counter (every request differs), extra
+# headers, and an optional pace: each request takes the next slot of a fixed schedule, read
+# from a monotonic clock through LuaJIT's FFI (wrk itself has no pacing).
 WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("{body}", "rb")
-wrk.body = f:read("*all")
-f:close()
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct {{ long tv_sec; long tv_nsec; }} bench_timespec;
+int clock_gettime(int clock_id, bench_timespec *tp);
+]]
+local clock = ffi.new("bench_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, clock)
+  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+end
+
+local headers = {headers}
+for name, value in pairs(headers) do wrk.headers[name] = value end
+local parts = {{}}
+local f = io.open("{parts}", "rb")
+if f then
+  parts = loadstring("return " .. f:read("*all"))()
+  f:close()
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+local count = 0
+if #parts > 0 then
+  request = function()
+    count = count + 1
+    return wrk.format(nil, nil, nil, table.concat(parts, tostring(count)))
+  end
+end
+
+local interval = {interval}
+local started = nil
+local sent = 0
+if interval > 0 then
+  delay = function()
+    local now = now_ms()
+    started = started or now
+    sent = sent + 1
+    local due = started + sent * interval
+    if due > now then return due - now end
+    return 0
+  end
+end
 """
 
 
@@ -31,27 +70,21 @@ def need_wrk() -> str:
     return path
 
 
-def gunicorn(env: dict[str, str], app: str = "bench_app:app", workers: int = 1) -> Service:
-    """The Procfile's web settings (gevent workers), on a free loopback port."""
-    port = free_port()
-    args = [sys.executable, "-m", "gunicorn", app, "--pythonpath", str(ROOT / "bench"),
-            "--worker-class", "gevent", "--worker-connections", "1000",
-            "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--timeout", "30",
-            "--log-level", "warning"]
-    return Service(args, env, port).wait_ready()
-
-
-def wrk(url: str, body: bytes | None = None, seconds: int = 10, connections: int = 16,
-        rate: int | None = None) -> dict[str, float]:
-    """Requests/s, p50/p99 latency (ms) and non-2xx count of one bounded wrk run."""
+def wrk(url: str, parts: list[str] | None = None, seconds: int = 10, connections: int = 16,
+        rate: int | None = None, headers: dict[str, str] | None = None) -> dict[str, float]:
+    """Requests/s, p50/p99 latency (ms) and error counts of one bounded wrk run. `parts`:
+    a POST body as pieces joined by the request's number; `rate`: requests/s to pace at."""
     with tempfile.TemporaryDirectory() as tmp:
-        args = [need_wrk(), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
-        if body is not None:
-            body_path = Path(tmp) / "body.json"
-            body_path.write_bytes(body)
-            script = Path(tmp) / "post.lua"
-            script.write_text(WRK_SCRIPT.format(body=body_path))
-            args[1:1] = ["-s", str(script)]
+        parts_path = Path(tmp) / "parts.lua"
+        if parts is not None:
+            parts_path.write_text("{" + ",".join(_lua_string(p) for p in parts) + "}")
+        script = Path(tmp) / "bench.lua"
+        script.write_text(WRK_SCRIPT.format(
+            headers="{" + ",".join(f"[ {_lua_string(k)} ]={_lua_string(v)}"
+                                   for k, v in (headers or {}).items()) + "}",
+            parts=parts_path, interval=1000.0 / rate if rate else 0))
+        args = [need_wrk(), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+                "-s", str(script), url]
         out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
@@ -61,6 +94,14 @@ def wrk(url: str, body: bytes | None = None, seconds: int = 10, connections: int
         "errors": float(sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)",
                                                        out))),
     }
+
+
+def _lua_string(text: str) -> str:
+    """A Lua long-bracket string literal holding `text` exactly."""
+    level = 0
+    while f"]{'=' * level}]" in text:
+        level += 1
+    return f"[{'=' * level}[{text}]{'=' * level}]"
 
 
 def _ms(text: str) -> float:

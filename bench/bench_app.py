@@ -12,9 +12,8 @@ from pathlib import Path
 
 from flask import Response, abort, jsonify, request
 
-from widget import create_app
+from app import app  # the service exactly as gunicorn loads it (app.py)
 
-app = create_app()
 _pages: dict[str, tuple[bytes, str]] = {}
 
 

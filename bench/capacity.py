@@ -30,6 +30,7 @@ PHOTO_BYTES = 300_000
 AIMS = {"form": 0.70, "text": 0.50}  # share of the bare route's requests/s
 P99_AIM_MS = 50.0
 LOAD_SHARE = 0.8
+PACED_RUNS = 3
 
 
 def server(env: dict[str, str]) -> Service:
@@ -136,8 +137,13 @@ def compare(base: str, ours: dict, bare: dict, seconds: int) -> dict:
     bare_run = wrk(base + bare["path"], seconds=seconds, **_options(bare))
     our_run = wrk(base + ours["path"], seconds=seconds, **_options(ours))
     rate = max(1, int(our_run["rps"] * LOAD_SHARE))
-    loaded = wrk(base + ours["path"], seconds=seconds, rate=rate, **_options(ours))
-    return {"bare": bare_run, "ours": our_run, "ours_at_80_percent": loaded,
+    # Three paced runs, the middle one by p99 reported: at 80% load a single stall of the
+    # machine (another process taking the core for 20 ms) queues requests for 100 ms, and
+    # lands in one run of three, not in all (the three are kept in the figures).
+    paced = sorted((wrk(base + ours["path"], seconds=seconds, rate=rate, **_options(ours))
+                    for _ in range(PACED_RUNS)), key=lambda run: run["p99_ms"])
+    return {"bare": bare_run, "ours": our_run, "ours_at_80_percent": paced[len(paced) // 2],
+            "p99_ms_of_each_paced_run": [run["p99_ms"] for run in paced],
             "ratio": round(our_run["rps"] / bare_run["rps"], 3)}
 
 
@@ -178,7 +184,8 @@ def markdown(figures: dict) -> str:
             f"| {label} | {bare['rps']:,.0f} | {ours['rps']:,.0f} | **{f['ratio']:.2f}** "
             f"{verdict} | {ours['p50_ms']:.1f} / {ours['p99_ms']:.1f} | "
             f"{loaded['rps']:,.0f} | {loaded['p50_ms']:.1f} / **{p99:.1f}** "
-            f"{'met' if p99 < P99_AIM_MS else '**not met**'} | "
+            f"{'met' if p99 < P99_AIM_MS else '**not met**'} "
+            f"({' · '.join(f'{v:.0f}' for v in f['p99_ms_of_each_paced_run'])}) | "
             f"{int(ours['non_2xx'] + ours['errors'] + loaded['non_2xx'] + loaded['errors'])} |")
     return "\n".join([
         "## Server capacity: our routes against bare Flask routes",
@@ -190,7 +197,10 @@ def markdown(figures: dict) -> str:
         "of one of our pages captured at the start, with the same content type. wrk (one "
         f"thread, 16 connections, {figures['seconds']} s per run, on loopback, the same 2 "
         "cores) gives each route's capacity; then our route again, paced at 80% of its "
-        "capacity (wrk's `delay()` on a clock of its own), for the latency under load. Every "
+        "capacity (wrk's `delay()` on a clock of its own), three times, for the latency under "
+        "load: the table gives the middle run by p99, and the p99 of all three in brackets "
+        "(at 80% load one stall of the machine queues requests for 100 ms and lands in one "
+        "run, not in all). Every "
         "submission is a different shopper's review (wrk's Lua numbers them), so each one is "
         "a durable insert (SQLite, WAL, `synchronous=FULL`); web limits are off "
         "(`RATELIMIT_ENABLED=false`: wrk is one client address).",

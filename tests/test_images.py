@@ -100,6 +100,9 @@ def test_https_urls_are_kept_and_never_fetched():
     ("data:text/html;base64,PGh0bWw+", "text/html is not accepted"),
     ("data:image/gif;base64,R0lGODlh", "image/gif is not accepted"),
     ("data:image/jpeg;base64,!!!!", "not valid"),
+    ("data:image/jpeg;base64,/9j/4AAQ=", "not valid"),  # padding after a whole quantum
+    ("data:image/jpeg;base64,/9j/4A==/9j/", "not valid"),  # data after the padding
+    ("data:image/jpeg;base64,/9j/\n4AAQ", "not valid"),  # line breaks
     ("data:image/jpeg;base64,", "empty"),
 ])
 def test_bad_references_are_refused_with_a_reason(reference, message):

@@ -44,11 +44,11 @@ VARIANTS = {"pillow_plain": "Pillow: full decode + one JPEG encode (quality 85)"
             "pillow_same_steps": "Pillow: the same steps, no checks",
             "ours": "ours, the photo alone in its review",
             "ours_one_of_five": "ours, as one of five (a fifth of the budget)"}
-# cProfile's names for the C calls doing each step (Pillow's and the standard library's).
-STAGES = {"base64 decode": "a2b_base64", "polyglot scan": "'search' of 're.Pattern'",
+# cProfile's names for the C calls doing each step (Pillow's, pybase64's, the re module's).
+STAGES = {"base64 decode": "_pybase64.b64decode", "polyglot scan": "'search' of 're.Pattern'",
           "JPEG decode": "'decode' of 'ImagingDecoder'", "orientation": "'transpose' of",
           "pixel copy": "'copy' of 'ImagingCore'", "downscale": "'resize' of 'ImagingCore'",
-          "JPEG encode": "'encode' of 'ImagingEncoder'", "base64 encode": "b2a_base64"}
+          "JPEG encode": "'encode' of 'ImagingEncoder'", "base64 encode": "_pybase64.b64encode"}
 MEMORY_CASES = {"12mp": ("12mp", 1), "form": ("form", 1), "12mp_x5": ("12mp", 5)}
 
 
@@ -268,13 +268,13 @@ def measure(quick: bool = False) -> dict:
 
 
 def held_by_design(figures: dict, case: str) -> float:
-    """Bytes a request must hold at its peak: the body's text (the API view keeps it for the
-    whole request), the parsed JSON's photo strings, one photo's pixels (and its oriented
-    copy); photos are processed one at a time."""
+    """Bytes a request must hold at its peak: the parsed JSON's photo strings (the body's
+    text is dropped once parsed), one photo's pixels (and its oriented copy); photos are
+    processed one at a time."""
     memory = figures["memory"][case]
     photo = figures["photos"][memory["photo"]]
     pixels = photo["decoded_buffer_mb"] * 1e6 * (2 if photo["oriented_copy"] else 1)
-    return memory["body_bytes"] + memory["photos"] * photo["data_uri_chars"] + pixels
+    return memory["photos"] * photo["data_uri_chars"] + pixels
 
 
 def aims(figures: dict) -> list[tuple[str, str, bool]]:
@@ -385,9 +385,9 @@ def markdown(figures: dict) -> str:
         "|---|---|---|---|---|",
         *memory_rows,
         "",
-        "*Held by design*: the body's text, which `api.create_review` keeps for the whole "
-        "request (1x the body), the parsed JSON's photo strings (about 1x again), and the "
-        "pixels of the photo being processed: Pillow keeps RGB in 4 bytes a pixel, so the "
+        "*Held by design*: the parsed JSON's photo strings (about 1x the body; the body's "
+        "text itself is dropped once parsed), and the pixels of the photo being processed: "
+        "Pillow keeps RGB in 4 bytes a pixel, so the "
         f"12 MP photo, decoded at half scale ({big['decoded']}), is "
         f"{big['decoded_buffer_mb']:.1f} MB, twice while orientation 6 makes its rotated "
         f"copy; the 2048x1536 photo is {form['decoded_buffer_mb']:.1f} MB.",
@@ -398,17 +398,14 @@ def markdown(figures: dict) -> str:
                     for photo in timing) + ". "
         f"On the 12 MP photo ours spends {extra * 1000:.0f} ms more than the baseline. The "
         f"base64 decode of its {big['data_uri_chars'] / 1e6:.1f} MB data-URI takes "
-        f"{stages['base64 decode']:.0f} ms by itself (binascii's C loop, the fastest decoder "
-        "in the standard library; the baseline is handed bytes), the polyglot scan "
+        f"{stages['base64 decode']:.1f} ms by itself (pybase64's SIMD decoder; binascii took "
+        "7.5 ms; the baseline is handed bytes), the polyglot scan "
         f"{stages['polyglot scan']:.1f} ms, the output's base64 {stages['base64 encode']:.1f} "
         "ms, and the Python around the C calls "
         f"{stages['other'] - same['profile_ms']['other']:.0f} ms more than the baseline's "
-        "(the payload's slice, a 6 MB copy, and handing freed buffers back). That is the "
-        "price of photos sent as data-URIs in JSON; the one waste there, `base64.b64decode` "
-        "copying the text to bytes first (6 MB more), is gone. "
-        + ("The remaining lever is a faster base64 decoder (a SIMD one such as pybase64: a "
-           "new dependency). " if ours["ratio_to_same_steps"] > TIME_AIM else "")
-        + "The 2048x1536 photo's data-URI is "
+        "(the payload's slice, a 6 MB copy, and handing freed buffers back to the system). "
+        "That is the price of photos sent as data-URIs in JSON. "
+        "The 2048x1536 photo's data-URI is "
         f"{big['data_uri_chars'] / form['data_uri_chars']:.0f} times smaller, so the same "
         f"checks cost little there. As one of five, the photo's share is {BUDGET // 5 // 1000}"
         f" KB and the byte-budget loop encodes {five['encodes']} times ("
@@ -425,13 +422,14 @@ def markdown(figures: dict) -> str:
         f"One 12 MP photo holds {floor_one / 1e6:.0f} MB by design "
         f"({floor_one / one['body_bytes']:.1f}x its body): its two pixel buffers alone are "
         f"{2 * big['decoded_buffer_mb'] / (one['body_bytes'] / 1e6):.1f}x. The other "
-        f"{one['peak_growth_mb'] - floor_one / 1e6:.0f} MB are mostly the base64 payload's "
-        "slice and the JPEG bytes: freed before the pixels are oriented, but kept by glibc "
-        "in the worker thread's arena (by then its threshold for giving large blocks back "
-        "has risen). Already avoided: a bytes copy of the base64 text, holding the JPEG "
-        "bytes while orientation copies the pixels, holding the unrotated pixels while "
-        "encoding. The next step is outside `widget/images.py`: `api.create_review` could "
-        "drop the body's text once it is parsed (1x the body). A 2048x1536 photo's "
+        f"{one['peak_growth_mb'] - floor_one / 1e6:.0f} MB are the base64 payload's slice and "
+        "the JPEG bytes on their way. Avoided in this pass: a bytes copy of the base64 text, "
+        "the body's text kept for the whole request (now dropped once parsed: 1x the body), "
+        "holding the JPEG bytes while orientation copies the pixels, holding the unrotated "
+        "pixels while encoding, and glibc keeping freed buffers in the worker thread's arena "
+        "(the Procfile sets `MALLOC_MMAP_THRESHOLD_=131072`, so buffers of 128 KB or more go "
+        "back to the system when freed: without it the same request peaks 16 MB higher, "
+        "7.8x its body). A 2048x1536 photo's "
         f"{form['decoded_buffer_mb']:.1f} MB of pixels are "
         f"{form['decoded_buffer_mb'] * 1e6 / memory['form']['body_bytes']:.0f}x its body by "
         "themselves: a JPEG is 10 to 50 times smaller than its pixels, so no pipeline that "

@@ -41,9 +41,11 @@ def create_review() -> tuple[Response, int]:
     defences.check_honeypot(request.headers.get(defences.HONEYPOT_HEADER))
     key = idempotency_key()
     digest = request_hash(raw)
-    text = decode(raw)
-    del raw  # a body may be tens of MB: keep one copy of it at a time, not three
-    submission = accept(digest, lambda: parse_json(text), key)
+    # A body may be tens of MB: hold one form of it at a time. The bytes go once decoded,
+    # the text once parsed (popped, so nothing keeps it while photos are processed).
+    text = [decode(raw)]
+    del raw
+    submission = accept(digest, lambda: parse_json(text.pop()), key)
     return accepted(submission)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
 import subprocess
 import sys
@@ -76,7 +77,7 @@ def header(results: list[dict], argv: list[str], seconds: float) -> str:
         f"{seconds / 60:.1f} minutes:",
         "",
         "```sh",
-        "bench/run " + " ".join(argv),
+        " ".join(["bench/run", *argv]),
         "```",
         "",
         "Every figure below comes from that run; the raw figures are in "
@@ -129,6 +130,7 @@ def main() -> None:
     unknown = set(names) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the fake Klaviyo's request log
     started = time.monotonic()
     results = run_sections(names, args.quick, None if args.no_redis else args.redis)
     partial = args.quick or set(names) != set(SECTIONS)

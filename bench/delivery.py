@@ -30,8 +30,8 @@ from tests.processes import gunicorn, send_worker
 from tests.reviews import review_body
 from tests.services import postgres_database, redis_prefix
 from widget import create_app
-from widget.pacing import Pacer
-from widget.sender import Sender
+from widget.delivery.pacing import Pacer
+from widget.delivery.sender import Sender
 
 KLAVIYO_PER_MINUTE = 150
 LATENCY_AIM_S = 1.0

@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from tests.processes import gunicorn
 from tests.reviews import image_bytes, review_body
-from widget import images
+from widget.intake import photos as images
 
 RUNS, QUICK_RUNS = 7, 3
 TIME_AIM = 1.2  # ours / Pillow doing the same steps
@@ -341,9 +341,9 @@ def markdown(figures: dict) -> str:
         f"Two photos: a 4000x3000 (12 MP) camera JPEG of {big['jpeg_bytes'] / 1e6:.1f} MB with "
         "EXIF orientation 6, as an API client may send it, and a 2048x1536 JPEG of "
         f"{form['jpeg_bytes'] // 1000} KB, what the form sends after its own downscale. "
-        "**Time**: our whole pipeline for a base64 data-URI (`widget.images.process`: length "
-        "check, base64 decode, sniff, polyglot scan, decode at the JPEG DCT scale that keeps "
-        "90% of the 2048 edge, orientation, re-encode within the photo's share of Klaviyo's "
+        "**Time**: our whole pipeline for a base64 data-URI (`widget.intake.photos.process`: "
+        "length check, base64 decode, sniff, polyglot scan, decode at the JPEG DCT scale that "
+        "keeps 90% of the 2048 edge, orientation, re-encode within the photo's share of Klaviyo's "
         "5 MB body) against two Pillow baselines handed the JPEG bytes. *Same steps*: "
         "`Image.open`, `draft()` to the scale ours picks, `load()`, `ImageOps.exif_transpose`, "
         "`thumbnail` to 2048 with LANCZOS (as ours), one save at quality 85: the shortest "

@@ -1,4 +1,4 @@
-"""Hostile photos for the memory test, run in fresh processes (see tests/test_hostile.py).
+"""Hostile photos for the memory test, run in fresh processes (see tests/intake/test_hostile.py).
 
     python -m tests.hostile_corpus make DIR     writes one request body per case
     python -m tests.hostile_corpus answer DIR   posts them; prints answers and memory growth

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from tests.reviews import review_body
-from widget.outbox import submissions, utcnow
+from widget.delivery.outbox import submissions, utcnow
 
 
 def put(app, count=1, **attributes):

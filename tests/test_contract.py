@@ -16,7 +16,7 @@ import pytest
 
 from tests.fake_klaviyo import review_errors
 from tests.reviews import data_uri, image_bytes, review_body
-from widget.schemas import INCENTIVE_TYPES, INTEGRATIONS, REVIEW_TYPES, AttributesSchema
+from widget.intake.schemas import INCENTIVE_TYPES, INTEGRATIONS, REVIEW_TYPES, AttributesSchema
 
 OPENAPI = Path(__file__).resolve().parents[2] / "shared/klaviyo-openapi/create_client_review.json"
 

@@ -9,7 +9,7 @@ import requests
 
 from tests.processes import gunicorn
 from tests.reviews import review_body
-from widget.outbox import Outbox, connect
+from widget.delivery.outbox import Outbox, connect
 
 
 @pytest.fixture

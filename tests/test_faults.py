@@ -33,7 +33,7 @@ from tests.fake_klaviyo import FakeKlaviyo
 from tests.processes import gunicorn, send_worker
 from tests.reviews import review_body
 from tests.services import postgres_database, redis_prefix
-from widget.outbox import Outbox, connect
+from widget.delivery.outbox import Outbox, connect
 
 SCALE = 3
 SUBMISSIONS = 500

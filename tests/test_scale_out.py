@@ -13,8 +13,8 @@ import pytest
 from tests.processes import send_worker
 from tests.reviews import review_body
 from tests.services import RedisServer, keys_of, postgres_database, redis_prefix
-from widget.outbox import Outbox, connect
-from widget.pacing import Pacer
+from widget.delivery.outbox import Outbox, connect
+from widget.delivery.pacing import Pacer
 
 
 @pytest.fixture

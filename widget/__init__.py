@@ -10,21 +10,11 @@ from flask import Flask
 from flask.logging import default_handler
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from widget import (
-    api,
-    commands,
-    config,
-    embed,
-    errors,
-    health,
-    moderation,
-    openapi,
-    outbox,
-    security,
-    sender,
-    startup,
-)
+from widget import commands, config, errors, health, openapi, security, startup
+from widget.delivery import outbox, sender
 from widget.extensions import compress, limiter
+from widget.intake import api, form
+from widget.moderation import views as moderation
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -56,5 +46,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(moderation.bp)
-    embed.init_app(app)
+    form.init_app(app)
     return app

@@ -5,8 +5,8 @@ others wait for that read (single flight), instead of each taking a slot of the 
 
 Per process on purpose: it holds reviews (personal data) only for seconds and only in memory.
 With several processes a reload may miss once per process, which the shared pacer absorbs.
-The form keeps its blank pages in one too (`embed.blank_form`, never expiring: they change
-only with the code and the settings).
+The form keeps its blank pages in one too (`widget.intake.form.blank_form`, never expiring:
+they change only with the code and the settings).
 """
 
 from __future__ import annotations

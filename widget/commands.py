@@ -12,7 +12,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from widget import outbox, sender
+from widget.delivery import outbox, sender
 
 
 @click.command("send")

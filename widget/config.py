@@ -68,7 +68,7 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "KLAVIYO_READ_TIMEOUT": _number(env, "KLAVIYO_READ_TIMEOUT", 10.0),
         # Klaviyo refuses bodies over 5 MB (decompressed); we aim below it with a margin.
         "KLAVIYO_MAX_BODY_BYTES": _number(env, "KLAVIYO_MAX_BODY_BYTES", 5_000_000, int),
-        # Outbox. None means a SQLite file in the instance folder (see widget/outbox.py).
+        # Outbox. None means a SQLite file in the instance folder (see widget/delivery/outbox.py).
         "DATABASE_URL": get("DATABASE_URL") or None,
         # Web limits (flask-limiter) and the sender's pacing share this storage.
         # REDIS_URL is what a Redis add-on sets (Heroku, Dokku): used when this is not set.
@@ -135,7 +135,7 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # How long a moderation page waits for a slot in that shared budget before it
         # answers "busy, retry in N s" instead of keeping the moderator's browser waiting.
         "MODERATION_WAIT_SECONDS": _number(env, "MODERATION_WAIT_SECONDS", 2.0),
-        # The merchant's custom questions for the form, as JSON (see widget/questions.py
+        # The merchant's custom questions for the form, as JSON (see widget/intake/questions.py
         # and docs/embedding.md); checked at boot so a typo fails the deploy, not a shopper.
         "WIDGET_CUSTOM_QUESTIONS": get("WIDGET_CUSTOM_QUESTIONS") or None,
         # --kr-* custom properties that restyle the form (e.g. "--kr-accent: #7a1fa2"); the
@@ -145,7 +145,7 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # /static); the widget serves its assets from memory instead (widget/assets.py).
         "COMPRESS_STREAMS": False,
         # Redis down: the web limits fall back to per-process memory (logged) instead of a
-        # 500; the sender stops calling Klaviyo until Redis answers (widget/pacing.py).
+        # 500; the sender stops calling Klaviyo until Redis answers (widget/delivery/pacing.py).
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_SWALLOW_ERRORS": True,
         # Seconds: a Redis that does not answer must cost a request a moment, not a hang.

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
-from widget import outbox
+from widget.delivery import outbox
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)

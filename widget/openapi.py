@@ -13,10 +13,10 @@ from typing import Any
 from apispec import APISpec
 from flask import Blueprint, Response, current_app, jsonify
 
-from widget.api import MEDIA_TYPES
 from widget.errors import JSONAPI
-from widget.images import MAX_URL_CHARS, URL_PATTERN
-from widget.schemas import (
+from widget.intake.api import MEDIA_TYPES
+from widget.intake.photos import MAX_URL_CHARS, URL_PATTERN
+from widget.intake.schemas import (
     INCENTIVE_TYPES,
     INTEGRATIONS,
     MAX_EMAIL,

@@ -115,7 +115,8 @@ def test_script_and_onerror_payloads_render_as_text_and_run_nothing(server, mode
 
 def test_a_browser_with_wrong_credentials_gets_401_and_no_reviews(server, browser):
     # (Headless Chromium without any credentials aborts the login prompt instead of
-    # showing the page; the status without credentials is checked in tests/test_moderation.)
+    # showing the page; the status without credentials is checked in
+    # tests/moderation/test_views.py.)
     context = browser.new_context(http_credentials={"username": "moderator",
                                                     "password": "guess"})
     page = context.new_page()

@@ -1,0 +1,473 @@
+"""The durable queue of accepted submissions: put, claim, mark, list.
+
+SQLAlchemy Core over DATABASE_URL: a SQLite file (WAL) by default, Postgres by URL. A row is
+committed before the 202 leaves; senders claim rows one at a time with a single atomic
+UPDATE (`FOR UPDATE SKIP LOCKED` on Postgres), so two senders never hold the same row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from widget.delivery import migrations
+from widget.delivery.commits import GroupCommit, Pending
+
+log = logging.getLogger(__name__)
+
+STATES = ("queued", "sending", "delivered", "dead")
+
+metadata = MetaData()
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    # The exact JSON body sent to Klaviyo (photos already re-encoded).
+    Column("body", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    # Set when a send may have reached Klaviyo without our seeing the 202 (read timeout,
+    # or a sender that died mid-send): Klaviyo has no idempotency key, so a retry can
+    # create a second review. Moderators see the flag.
+    Column("possible_duplicate", Boolean, nullable=False, default=False),
+    Column("idempotency_key", String(255), unique=True),
+    Column("request_hash", String(64)),
+    # Same author email, product and text: a shopper's double post or a bot's repeats are
+    # stored once a day (see Outbox.put).
+    Column("fingerprint", String(64)),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("claimed_at", DateTime),
+    Column("delivered_at", DateTime),
+    # Set when a dead row is sent again by hand: the age limit counts from here.
+    Column("requeued_at", DateTime),
+    Index("ix_submissions_due", "state", "next_attempt_at"),
+    Index("ix_submissions_delivered", "state", "delivered_at"),
+    Index("ix_submissions_fingerprint", "fingerprint", "created_at"),
+)
+
+
+def utcnow() -> datetime:
+    """Naive UTC: the one clock every row uses, the same on SQLite and Postgres."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def request_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before for a different body."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    id: str
+    body: str
+    state: str
+    attempts: int
+    created_at: datetime
+    possible_duplicate: bool
+    replayed: bool = False
+    requeued_at: datetime | None = None
+
+    @property
+    def age_from(self) -> datetime:
+        """When the age limit started: acceptance, or the last requeue by hand."""
+        return self.requeued_at or self.created_at
+
+
+@dataclass(frozen=True)
+class NewRow:
+    """A row to insert, and since when the same review counts as a repeat (None: never)."""
+
+    row: dict[str, Any]
+    duplicate_since: datetime | None
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers and the writer work at once; FULL makes each commit durable on disk
+    # before the 202 leaves, even if the machine loses power.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def engine_url(url: str) -> str:
+    """DATABASE_URL as SQLAlchemy wants it: Heroku-style `postgres://` means psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def connect(url: str) -> Engine:
+    """An engine for the outbox, its schema brought up to date (widget/delivery/migrations.py)."""
+    url = engine_url(url)
+    # A server connection can die between requests (restarts, idle timeouts): test it on
+    # checkout. A SQLite file cannot, and the test would cost every request a query.
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        migrations.upgrade(engine)
+    except Exception:
+        engine.dispose()
+        raise
+    return engine
+
+
+class Outbox:
+    """The queue's operations; every method is one short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        # SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
+        # steps of up to 100 ms. Threads of this process queue on a lock instead, which
+        # turns those sleeps into a short, fair wait (4x the throughput under load).
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+        self._commits: GroupCommit[NewRow, Submission] = GroupCommit(self._put_batch)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction, committed on exit."""
+        with self._write_lock or nullcontext(), self.engine.begin() as conn:
+            yield conn
+
+    def put(self, body: bytes, idempotency_key: str | None = None,
+            digest: str | None = None, fingerprint: str | None = None,
+            duplicate_since: datetime | None = None) -> Submission:
+        """Store a submission durably. `digest` identifies the request an Idempotency-Key
+        was first used with; a replay of the key answers the first submission. With
+        `duplicate_since`, a submission of the same fingerprint made since then is answered
+        instead of storing this one (looked up in the same transaction as the insert).
+
+        Submissions that arrive together are committed together (widget/delivery/commits.py)."""
+        now = utcnow()
+        row = {
+            "id": str(uuid.uuid4()),
+            "body": body.decode("utf-8"),
+            "state": "queued",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "possible_duplicate": False,
+            "idempotency_key": idempotency_key,
+            "request_hash": digest or request_hash(body),
+            "fingerprint": fingerprint,
+            "created_at": now,
+            "updated_at": now,
+        }
+        return self._commits.submit(NewRow(row, duplicate_since if fingerprint else None))
+
+    def _put_batch(self, batch: list[Pending[NewRow, Submission]]) -> None:
+        """One transaction for the whole batch; if it fails (a key that raced in from
+        another process, say), each submission is stored on its own and gets its own
+        answer or error."""
+        if len(batch) > 1:
+            try:
+                with self._writing() as conn:
+                    outcomes = _insert_many(conn, [pending.item for pending in batch])
+            except Exception:  # retried one by one below, where errors surface
+                log.info("a batch of %d submissions failed; storing them one by one",
+                         len(batch), exc_info=True)
+            else:
+                for pending, outcome in zip(batch, outcomes, strict=True):
+                    if isinstance(outcome, BaseException):
+                        pending.finish(error=outcome)
+                    else:
+                        pending.finish(outcome)
+                return
+        for pending in batch:
+            try:
+                pending.finish(self._put_one(pending.item))
+            except Exception as error:
+                pending.finish(error=error)
+
+    def _put_one(self, new: NewRow) -> Submission:
+        row = new.row
+        try:
+            with self._writing() as conn:
+                if new.duplicate_since is not None:
+                    earlier = _first_since(conn, row["fingerprint"], new.duplicate_since)
+                    if earlier is not None:
+                        return earlier
+                conn.execute(submissions.insert(), row)
+        except IntegrityError:
+            # Two requests with the same key raced; the one that committed first wins.
+            key = row["idempotency_key"]
+            earlier = self.find_replay(key, row["request_hash"]) if key else None
+            if earlier is None:
+                raise
+            return earlier
+        return _stored(row)
+
+    def find_replay(self, key: str, digest: str) -> Submission | None:
+        """The submission first stored under `key`, if any; IdempotencyConflict when the key
+        was used for a different request."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(submissions).where(submissions.c.idempotency_key == key)
+            ).mappings().first()
+        if row is None:
+            return None
+        if row["request_hash"] != digest:
+            raise IdempotencyConflict(key)
+        return _submission(row, replayed=True)
+
+    def claim_due(self) -> Submission | None:
+        """Take the next due row for sending, or None when nothing is due."""
+        now = utcnow()
+        t = submissions
+        due = (
+            select(t.c.id)
+            .where(t.c.state == "queued", t.c.next_attempt_at <= now)
+            .order_by(t.c.next_attempt_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        claim = (
+            update(t)
+            .where(t.c.id == due, t.c.state == "queued")
+            .values(state="sending", claimed_at=now, updated_at=now, attempts=t.c.attempts + 1)
+            .returning(*t.c)
+        )
+        with self._writing() as conn:
+            row = conn.execute(claim).mappings().first()
+        return _submission(row) if row else None
+
+    def next_due_at(self) -> datetime | None:
+        """When the earliest queued row becomes due (None: the queue is empty)."""
+        t = submissions
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.min(t.c.next_attempt_at)).where(t.c.state == "queued")
+            ).scalar()
+
+    def mark_delivered(self, submission_id: str, status: int) -> None:
+        now = utcnow()
+        self._set(submission_id, state="delivered", last_status=status, last_error=None,
+                  delivered_at=now)
+
+    def retry_at(self, submission_id: str, when: datetime, *, status: int | None, error: str,
+                 possible_duplicate: bool = False, count_attempt: bool = True) -> None:
+        values: dict[str, Any] = {
+            "state": "queued", "next_attempt_at": when, "last_status": status,
+            "last_error": error, "claimed_at": None,
+        }
+        if possible_duplicate:
+            values["possible_duplicate"] = True
+        if not count_attempt:
+            values["attempts"] = submissions.c.attempts - 1
+        self._set(submission_id, **values)
+
+    def mark_dead(self, submission_id: str, *, status: int | None, error: str) -> None:
+        self._set(submission_id, state="dead", last_status=status, last_error=error,
+                  claimed_at=None)
+
+    def _set(self, submission_id: str, **values: Any) -> None:
+        with self._writing() as conn:
+            conn.execute(
+                update(submissions)
+                .where(submissions.c.id == submission_id)
+                .values(updated_at=utcnow(), **values)
+            )
+
+    def reclaim_stale(self, older_than: timedelta) -> int:
+        """Queue again the rows a dead process left in `sending`; they may have been sent."""
+        cutoff = utcnow() - older_than
+        t = submissions
+        with self._writing() as conn:
+            result = conn.execute(
+                update(t)
+                .where(t.c.state == "sending", t.c.claimed_at < cutoff)
+                .values(state="queued", claimed_at=None, possible_duplicate=True,
+                        next_attempt_at=utcnow(), updated_at=utcnow(),
+                        last_error="reclaimed from a sender that stopped mid-send")
+            )
+        return result.rowcount
+
+    def get(self, submission_id: str) -> Submission | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(submissions).where(submissions.c.id == submission_id)
+            ).mappings().first()
+        return _submission(row) if row else None
+
+    def counts(self) -> dict[str, int]:
+        t = submissions
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.state, func.count()).group_by(t.c.state)).all()
+        return {state: 0 for state in STATES} | {state: n for state, n in rows}
+
+    def rows(self, states: tuple[str, ...], limit: int = 100) -> list[dict[str, Any]]:
+        """Rows in the given states, oldest first, without their bodies (for listings)."""
+        t = submissions
+        columns = [c for c in t.c if c.name not in ("body", "request_hash")]
+        with self.engine.connect() as conn:
+            result = conn.execute(
+                select(*columns).where(t.c.state.in_(states)).order_by(t.c.created_at)
+                .limit(limit)
+            )
+            return [dict(row) for row in result.mappings()]
+
+    def touched_since(self, since: datetime) -> int:
+        """Rows claimed or sent since then: at least one call to Klaviyo each (the pacer of a
+        restarted process counts them, see widget/delivery/pacing.py)."""
+        t = submissions
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).where(t.c.updated_at >= since,
+                                           t.c.updated_at > t.c.created_at)
+            ).scalar_one()
+
+    def requeue_dead(self, ids: list[str] | None = None) -> int:
+        """Send dead rows again (all of them when `ids` is None): queued, due now, with a
+        fresh age limit. Returns how many were requeued."""
+        now = utcnow()
+        t = submissions
+        where = [t.c.state == "dead"]
+        if ids is not None:
+            where.append(t.c.id.in_(ids))
+        with self._writing() as conn:
+            result = conn.execute(
+                update(t).where(*where)
+                .values(state="queued", next_attempt_at=now, requeued_at=now, updated_at=now,
+                        claimed_at=None)
+            )
+        return result.rowcount
+
+    def purge_delivered(self, older_than: timedelta) -> int:
+        """Delete delivered rows delivered more than `older_than` ago (their bodies hold
+        personal data and photos). Returns how many were deleted."""
+        cutoff = utcnow() - older_than
+        t = submissions
+        with self._writing() as conn:
+            result = conn.execute(
+                t.delete().where(t.c.state == "delivered", t.c.delivered_at < cutoff)
+            )
+        return result.rowcount
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+
+# Built once: a statement's construction costs more than its execution on SQLite.
+INSERT = submissions.insert()
+SAME_REVIEWS = (
+    select(submissions)
+    .where(submissions.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+           submissions.c.created_at >= bindparam("since"))
+    .order_by(submissions.c.created_at)
+)
+
+
+def _first_since(conn: Connection, fingerprint: str, since: datetime) -> Submission | None:
+    t = submissions
+    row = conn.execute(
+        select(t).where(t.c.fingerprint == fingerprint, t.c.created_at >= since)
+        .order_by(t.c.created_at).limit(1)
+    ).mappings().first()
+    return _submission(row, replayed=True) if row else None
+
+
+def _insert_many(conn: Connection, batch: list[NewRow]) -> list[Submission | Exception]:
+    """The batch's outcomes, in order: each row stored, or answered by the same review made
+    earlier (in the table or in this batch), or an Idempotency-Key conflict within it."""
+    checked = [new for new in batch if new.duplicate_since is not None]
+    earlier: dict[str, list[Any]] = {}
+    if checked:
+        since = min(new.duplicate_since for new in checked)
+        found = conn.execute(SAME_REVIEWS, {
+            "fingerprints": list({new.row["fingerprint"] for new in checked}), "since": since,
+        }).mappings().all()
+        for row in found:
+            earlier.setdefault(row["fingerprint"], []).append(row)
+    outcomes: list[Submission | Exception] = []
+    by_key: dict[str, dict[str, Any]] = {}
+    inserts = []
+    for new in batch:
+        row, key = new.row, new.row["idempotency_key"]
+        if key is not None and key in by_key:
+            first = by_key[key]
+            outcomes.append(_stored(first, replayed=True)
+                            if first["request_hash"] == row["request_hash"]
+                            else IdempotencyConflict(key))
+            continue
+        same = [r for r in earlier.get(row["fingerprint"], ())
+                if new.duplicate_since is not None and r["created_at"] >= new.duplicate_since]
+        if same:
+            outcomes.append(_submission(same[0], replayed=True))
+            continue
+        if new.duplicate_since is not None:
+            earlier.setdefault(row["fingerprint"], []).append(row)
+        if key is not None:
+            by_key[key] = row
+        inserts.append(row)
+        outcomes.append(_stored(row))
+    if inserts:
+        conn.execute(INSERT, inserts)
+    return outcomes
+
+
+def _stored(row: dict[str, Any], replayed: bool = False) -> Submission:
+    return Submission(row["id"], row["body"], "queued", 0, row["created_at"], False,
+                      replayed=replayed)
+
+
+def _submission(row: Any, replayed: bool = False) -> Submission:
+    return Submission(
+        id=row["id"], body=row["body"], state=row["state"], attempts=row["attempts"],
+        created_at=row["created_at"], possible_duplicate=bool(row["possible_duplicate"]),
+        replayed=replayed, requeued_at=row.get("requeued_at"),
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Open the outbox named by DATABASE_URL (default: a SQLite file in the instance folder)."""
+    url = app.config["DATABASE_URL"]
+    if not url:
+        os.makedirs(app.instance_path, exist_ok=True)
+        url = "sqlite:///" + os.path.join(app.instance_path, "outbox.db")
+    app.extensions["outbox"] = Outbox(connect(url))
+
+
+def current() -> Outbox:
+    return current_app.extensions["outbox"]

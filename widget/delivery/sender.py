@@ -1,0 +1,223 @@
+"""Drains the outbox to Klaviyo at the allowed pace, as a thread or as the `send` command."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import click
+from flask import Flask, current_app
+
+from widget.delivery.outbox import Outbox, Submission, utcnow
+from widget.delivery.pacing import Pacer
+from widget.klaviyo import (
+    KlaviyoClient,
+    KlaviyoError,
+    KlaviyoRateLimited,
+    KlaviyoRejected,
+    KlaviyoTimeout,
+)
+
+log = logging.getLogger(__name__)
+
+# Klaviyo always sends Retry-After with a 429; this is only for a 429 without one.
+DEFAULT_RETRY_AFTER = 5.0
+# How often a sender looks for rows left in `sending` by a process that died.
+RECLAIM_EVERY_SECONDS = 5.0
+# How often the log repeats that KLAVIYO_PUBLIC_KEY is missing.
+MISSING_KEY_LOG_EVERY_SECONDS = 300.0
+# How often a sender deletes delivered rows older than OUTBOX_PURGE_DELIVERED_DAYS (and once
+# as it starts). Several senders doing it is harmless: the second finds nothing to delete.
+PURGE_EVERY_SECONDS = 3600.0
+
+
+class Sender:
+    """One delivery loop: wait for a due row and a slot, send, record the outcome."""
+
+    def __init__(self, config: Mapping[str, Any], outbox: Outbox, pacer: Pacer,
+                 client_factory: Callable[[Mapping[str, Any]], KlaviyoClient] = KlaviyoClient):
+        self.config = config
+        self.outbox = outbox
+        self.pacer = pacer
+        self.client_factory = client_factory
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self._last_reclaim = 0.0
+        self._last_purge: float | None = None
+        self._last_missing_key_log = -MISSING_KEY_LOG_EVERY_SECONDS
+
+    def notify(self) -> None:
+        """A new row was committed: look now rather than at the next poll."""
+        self.wake.set()
+
+    def start(self) -> threading.Thread:
+        """Run the loop in a daemon thread of this process."""
+        self.thread = threading.Thread(target=self.run, name="outbox-sender", daemon=True)
+        self.thread.start()
+        return self.thread
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def run(self) -> None:
+        """Loop until stopped; each thread has its own client (sessions are not shared)."""
+        client = self.client_factory(self.config)
+        log.info("sender started pace=%s", self.config["SENDER_RATE_LIMITS"])
+        try:
+            while not self.stopping.is_set():
+                self.wake.clear()  # cleared first, so a notify() during step() is not lost
+                try:
+                    wait = self.step(client)
+                except Exception:  # the loop must outlive any one bad row or a lost database
+                    log.exception("sender step failed")
+                    wait = self.config["SENDER_POLL_SECONDS"] * 4
+                if wait > 0:
+                    self.wake.wait(wait)
+        finally:
+            client.close()
+            log.info("sender stopped")
+
+    def step(self, client: KlaviyoClient) -> float:
+        """Do at most one delivery; return how long to sleep before the next step."""
+        poll = self.config["SENDER_POLL_SECONDS"]
+        if not self.config["KLAVIYO_PUBLIC_KEY"]:
+            self._log_missing_key()
+            return poll * 4
+        self._reclaim_if_due()
+        self._purge_if_due()
+        due_at = self.outbox.next_due_at()
+        if due_at is None:
+            return poll
+        not_yet = (due_at - utcnow()).total_seconds()
+        if not_yet > 0:
+            return min(not_yet, poll)
+        wait = self.pacer.try_acquire()
+        if wait > 0:
+            return wait
+        submission = self.outbox.claim_due()
+        if submission is None:  # another sender took it; our slot is spent in vain, safely
+            return 0.0
+        if not self.pacer.may_call_now():
+            # Another sender got a 429 (or the storage failed) while we claimed the row: put
+            # it back untouched rather than call Klaviyo during its Retry-After.
+            self.outbox.retry_at(submission.id, utcnow(), status=None, count_attempt=False,
+                                 error="held back: Klaviyo asked every sender to pause")
+            return 0.0
+        self.deliver(client, submission)
+        return 0.0
+
+    def deliver(self, client: KlaviyoClient, submission: Submission) -> None:
+        """Send one claimed row and record what happened to it."""
+        max_age = timedelta(hours=self.config["SENDER_MAX_AGE_HOURS"])
+        if utcnow() - submission.age_from > max_age:
+            self.outbox.mark_dead(
+                submission.id, status=None,
+                error=f"not delivered within {self.config['SENDER_MAX_AGE_HOURS']:g} hours",
+            )
+            self._log(submission, "expired", None, 0.0)
+            return
+        started = time.monotonic()
+        try:
+            status = client.create_review(submission.body.encode("utf-8"))
+        except KlaviyoRateLimited as error:
+            wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
+            self.pacer.pause(wait)
+            self.outbox.retry_at(submission.id, utcnow() + timedelta(seconds=wait),
+                                 status=error.status, error=error.detail, count_attempt=False)
+            self._log(submission, "throttled", error.status, wait)
+        except KlaviyoRejected as error:
+            self.outbox.mark_dead(submission.id, status=error.status, error=error.detail)
+            self._log(submission, "rejected", error.status, 0.0)
+        except KlaviyoTimeout as error:
+            # Sent, but unanswered: Klaviyo may have created it. Retry and say so.
+            wait = self.backoff(submission.attempts)
+            self.outbox.retry_at(submission.id, utcnow() + timedelta(seconds=wait),
+                                 status=None, error=error.detail, possible_duplicate=True)
+            self._log(submission, "timeout", None, wait)
+        except KlaviyoError as error:
+            wait = self.backoff(submission.attempts)
+            if error.retry_after:
+                wait = max(wait, error.retry_after)
+            self.outbox.retry_at(submission.id, utcnow() + timedelta(seconds=wait),
+                                 status=error.status, error=error.detail)
+            self._log(submission, "unavailable", error.status, wait)
+        else:
+            self.outbox.mark_delivered(submission.id, status)
+            self._log(submission, "delivered", status, 0.0, time.monotonic() - started)
+
+    def backoff(self, attempts: int) -> float:
+        """Exponential backoff with jitter: base * 2**(attempts-1), capped, times 0.5 to 1."""
+        base = self.config["SENDER_BACKOFF_BASE_SECONDS"]
+        cap = self.config["SENDER_BACKOFF_MAX_SECONDS"]
+        return min(cap, base * 2 ** max(0, attempts - 1)) * random.uniform(0.5, 1.0)
+
+    def _reclaim_if_due(self) -> None:
+        now = time.monotonic()
+        stale_after = self.config["SENDER_RECLAIM_SECONDS"]
+        if now - self._last_reclaim < min(RECLAIM_EVERY_SECONDS, stale_after):
+            return
+        self._last_reclaim = now
+        count = self.outbox.reclaim_stale(timedelta(seconds=stale_after))
+        if count:
+            log.warning("reclaimed %d submissions left in sending by a stopped sender", count)
+
+    def _purge_if_due(self) -> None:
+        days = self.config["OUTBOX_PURGE_DELIVERED_DAYS"]
+        now = time.monotonic()
+        if days <= 0 or (self._last_purge is not None
+                         and now - self._last_purge < PURGE_EVERY_SECONDS):
+            return
+        self._last_purge = now
+        count = self.outbox.purge_delivered(timedelta(days=days))
+        if count:
+            log.info("purged %d delivered submissions older than %g days", count, days)
+
+    def _log_missing_key(self) -> None:
+        now = time.monotonic()
+        if now - self._last_missing_key_log >= MISSING_KEY_LOG_EVERY_SECONDS:
+            self._last_missing_key_log = now
+            waiting = self.outbox.counts()["queued"]
+            log.warning("KLAVIYO_PUBLIC_KEY is not set: %d submissions wait in the outbox "
+                        "until it is", waiting)
+
+    @staticmethod
+    def _log(submission: Submission, outcome: str, status: int | None, wait: float,
+             took: float | None = None) -> None:
+        # One line per attempt; never the body or the email (personal data).
+        log.info("send id=%s attempt=%d outcome=%s status=%s wait=%.2fs%s", submission.id,
+                 submission.attempts, outcome, status if status is not None else "-", wait,
+                 f" took={took:.3f}s" if took is not None else "")
+
+
+def init_app(app: Flask) -> None:
+    """Make the pacer and this process's sender; start its thread when WIDGET_SENDER=thread."""
+    pacer = Pacer(app.config["RATELIMIT_STORAGE_URI"], app.config["SENDER_RATE_LIMITS"],
+                  key_prefix=app.config["RATELIMIT_KEY_PREFIX"],
+                  storage_options=app.config["RATELIMIT_STORAGE_OPTIONS"])
+    sender = Sender(app.config, app.extensions["outbox"], pacer)
+    if app.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
+        since = utcnow() - timedelta(seconds=pacer.longest_window)
+        pacer.seed(app.extensions["outbox"].touched_since(since))
+    app.extensions["pacer"] = pacer
+    app.extensions["sender"] = sender
+    if app.config["WIDGET_SENDER"] == "thread" and not _in_cli_command():
+        sender.start()
+
+
+def _in_cli_command() -> bool:
+    """True inside `flask <command>` other than `run`: commands must not start a sender."""
+    context = click.get_current_context(silent=True)
+    return context is not None and context.info_name not in (None, "run")
+
+
+def current() -> Sender:
+    return current_app.extensions["sender"]

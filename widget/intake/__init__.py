@@ -1,0 +1,1 @@
+"""Shopper -> us: the API and the form, the one submission pipeline, schemas, photos, defences."""

@@ -1,0 +1,1 @@
+"""The moderator's pages: Klaviyo's reviews and the local delivery queue, read-only."""

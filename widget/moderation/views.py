@@ -1,0 +1,233 @@
+"""The moderation pages: Klaviyo's reviews and the local delivery queue.
+
+Read-only, behind HTTP Basic, never cached or framed, no script at all. Every read from
+Klaviyo takes a slot from the pacer that submissions use (one budget, 150/min) and is
+cached for MODERATION_CACHE_SECONDS; a page makes at most one call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from flask import Blueprint, Response, abort, current_app, make_response, render_template, request
+from flask.blueprints import BlueprintSetupState
+from marshmallow import ValidationError
+from werkzeug.datastructures import Authorization
+
+from widget.cache import ReadCache
+from widget.delivery import outbox
+from widget.klaviyo import (
+    KlaviyoClient,
+    KlaviyoError,
+    KlaviyoKeyMissing,
+    KlaviyoRateLimited,
+    KlaviyoTimeout,
+    KlaviyoUnavailable,
+)
+from widget.moderation.display import HELPERS, extra_attributes
+from widget.moderation.query import Listing, ListQuery, ReviewPath
+
+bp = Blueprint("moderation", __name__, url_prefix="/moderation")
+log = logging.getLogger(__name__)
+
+# No script, no framing, nothing from elsewhere but review photos (Klaviyo serves them from
+# its CDN over https, or we sent them as data: URIs); <img> never runs script.
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self' https: data:; "
+       "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+REALM = 'Basic realm="Review moderation", charset="UTF-8"'
+# Klaviyo sends Retry-After with a 429; these are for when it does not say.
+RETRY_AFTER_THROTTLED = 5
+RETRY_AFTER_TROUBLE = 30
+OUTBOX_ROWS_SHOWN = 100
+
+
+class Busy(Exception):
+    """No slot in the shared Klaviyo budget within MODERATION_WAIT_SECONDS."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"no Klaviyo slot for {wait:.1f}s")
+        self.wait = wait
+
+
+@bp.record_once
+def make_cache(state: BlueprintSetupState) -> None:
+    state.app.extensions["moderation_cache"] = ReadCache(
+        state.app.config["MODERATION_CACHE_SECONDS"])
+
+
+# -- access -------------------------------------------------------------------------------
+@bp.before_request
+def require_moderator() -> Response | None:
+    """403 "closed" while no password is set; 401 without the right credentials."""
+    config = current_app.config
+    if not config["MODERATION_PASSWORD"]:
+        return page("moderation/closed.html", 403)
+    if not is_moderator(request.authorization, config["MODERATION_USERNAME"],
+                        config["MODERATION_PASSWORD"]):
+        if request.authorization is not None:
+            log.info("moderation login refused path=%s", request.path)
+        return page("moderation/login.html", 401, {"WWW-Authenticate": REALM})
+    return None
+
+
+def _same(given: str | None, expected: str) -> bool:
+    # Digests have one length, so the time taken says nothing about either value.
+    return hmac.compare_digest(hashlib.sha256((given or "").encode()).digest(),
+                               hashlib.sha256(expected.encode()).digest())
+
+
+def is_moderator(auth: Authorization | None, username: str, password: str) -> bool:
+    if auth is None or auth.type != "basic":
+        return False
+    return _same(auth.username, username) & _same(auth.password, password)
+
+
+@bp.after_request
+def private_page(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+# -- pages --------------------------------------------------------------------------------
+@bp.get("/", strict_slashes=False)
+def index() -> Response:
+    listing = ListQuery().load(request.args)
+    params = listing.params()
+    document = read(("list", tuple(sorted(params.items()))),
+                    lambda client: client.list_reviews(params))
+    links = document.get("links") or {}
+    return page("moderation/index.html", listing=listing, form=listing.query(), errors={},
+                reviews=document.get("data") or [],
+                next_query=page_query(listing, links.get("next")),
+                prev_query=page_query(listing, links.get("prev")))
+
+
+@bp.get("/reviews/<review_id>")
+def review(review_id: str) -> Response:
+    review_id = ReviewPath().load({"id": review_id})["id"]
+    document = read(("review", review_id),
+                    lambda client: client.get_review(review_id, include_events=True))
+    data = document.get("data") or {}
+    events = [item for item in document.get("included") or [] if item.get("type") == "event"]
+    return page("moderation/review.html", review=data, events=events,
+                extra=extra_attributes(data.get("attributes") or {}))
+
+
+@bp.get("/outbox")
+def outbox_page() -> Response:
+    store = outbox.current()
+    return page("moderation/outbox.html", counts=store.counts(), limit=OUTBOX_ROWS_SHOWN,
+                waiting=store.rows(("queued", "sending"), OUTBOX_ROWS_SHOWN),
+                dead=store.rows(("dead",), OUTBOX_ROWS_SHOWN), now=outbox.utcnow())
+
+
+@bp.get("/<path:rest>")
+def unknown(rest: str) -> Response:
+    abort(404)  # after the login check, so unknown URLs say nothing to strangers
+
+
+# -- reading from Klaviyo -----------------------------------------------------------------
+def read(key: Hashable, call: Callable[[KlaviyoClient], dict[str, Any]]) -> dict[str, Any]:
+    """One call to Klaviyo, answered from the cache while it is fresh, else paced."""
+    cache: ReadCache = current_app.extensions["moderation_cache"]
+    return cache.fetch(key, lambda: load(key, call))
+
+
+def load(key: Hashable, call: Callable[[KlaviyoClient], dict[str, Any]]) -> dict[str, Any]:
+    """Klaviyo's answer, read within the shared pace."""
+    config = current_app.config
+    if not config["KLAVIYO_PRIVATE_KEY"]:
+        raise KlaviyoKeyMissing("KLAVIYO_PRIVATE_KEY is not set")
+    pacer = current_app.extensions["pacer"]
+    take_slot(pacer.try_acquire, config["MODERATION_WAIT_SECONDS"])
+    client = KlaviyoClient(config)  # one per request: sessions are not shared by threads
+    started = time.monotonic()
+    try:
+        document = call(client)
+    except KlaviyoRateLimited as error:
+        pacer.pause(error.retry_after or RETRY_AFTER_THROTTLED)  # the sender waits too
+        raise
+    finally:
+        client.close()
+    log.info("moderation read %s took=%.3fs", key[0] if isinstance(key, tuple) else key,
+             time.monotonic() - started)
+    return document
+
+
+def take_slot(try_acquire: Callable[[], float], patience: float) -> None:
+    """Wait up to `patience` seconds for a slot; Busy when none comes in time."""
+    deadline = time.monotonic() + patience
+    while (wait := try_acquire()) > 0:
+        if time.monotonic() + wait > deadline:
+            raise Busy(wait)
+        time.sleep(wait)
+
+
+def page_query(listing: Listing, link: str | None) -> dict[str, str] | None:
+    """Our query string for Klaviyo's links.next / links.prev: only its cursor is taken,
+    so no URL from an answer is ever requested with the key."""
+    if not link:
+        return None
+    cursor = parse_qs(urlsplit(link).query).get("page[cursor]", [None])[0]
+    return listing.query(cursor=cursor)
+
+
+# -- when things go wrong -----------------------------------------------------------------
+def trouble(error: KlaviyoError) -> tuple[str, int, int | None]:
+    """(what happened, our status, seconds until a retry may help) for a failed read."""
+    if isinstance(error, KlaviyoKeyMissing):
+        return "no_key", 503, None
+    if isinstance(error, KlaviyoRateLimited):
+        return "throttled", 503, math.ceil(error.retry_after or RETRY_AFTER_THROTTLED)
+    if isinstance(error, KlaviyoTimeout):
+        return "timeout", 504, RETRY_AFTER_TROUBLE
+    if isinstance(error, KlaviyoUnavailable):
+        kind = "down" if error.status else "unreachable"
+        return kind, 503, math.ceil(error.retry_after or RETRY_AFTER_TROUBLE)
+    kinds = {401: ("key_refused", 502), 403: ("scope", 502), 404: ("not_found", 404)}
+    kind, status = kinds.get(error.status or 0, ("refused", 502))
+    return kind, status, None
+
+
+@bp.errorhandler(KlaviyoError)
+def klaviyo_failed(error: KlaviyoError) -> Response:
+    kind, status, retry_after = trouble(error)
+    log.warning("moderation read failed kind=%s status=%s", kind, error.status or "-")
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    return page("moderation/trouble.html", status, headers, kind=kind, error=error,
+                retry_after=retry_after)
+
+
+@bp.errorhandler(Busy)
+def busy(error: Busy) -> Response:
+    retry_after = max(1, math.ceil(error.wait))
+    return page("moderation/trouble.html", 503, {"Retry-After": str(retry_after)}, kind="busy",
+                error=None, retry_after=retry_after)
+
+
+@bp.errorhandler(ValidationError)
+def invalid(error: ValidationError) -> Response:
+    if request.endpoint == "moderation.review":
+        return page("moderation/trouble.html", 404, kind="not_found", error=None,
+                    retry_after=None)
+    return page("moderation/index.html", 400, listing=None, form=request.args,
+                errors=error.messages, reviews=[], next_query=None, prev_query=None)
+
+
+def page(template: str, status: int = 200, headers: dict[str, str] | None = None,
+         **context: Any) -> Response:
+    response = make_response(render_template(template, **HELPERS, **context), status)
+    response.headers.update(headers or {})
+    return response

@@ -1,5 +1,5 @@
-"""The outbox on the real Postgres: safe claims by several senders, reclaim, schema upgrades
-(the upgrade tests run on SQLite too)."""
+"""The outbox on the real Postgres: safe claims by several senders, reclaim (its schema's
+upgrades: tests/delivery/test_migrations.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, text
 
 from tests.services import postgres_database
-from widget.delivery import migrations
 from widget.delivery.outbox import Outbox, connect, engine_url
 
 
@@ -80,81 +79,3 @@ def test_rows_of_a_dead_sender_are_reclaimed_on_postgres(outboxes):
     assert second.reclaim_stale(timedelta(seconds=-1)) == 1
     again = second.claim_due()
     assert (again.id, again.possible_duplicate, again.attempts) == (submission.id, True, 2)
-
-
-OLD_SCHEMA = """
-CREATE TABLE submissions (
-    id VARCHAR(36) PRIMARY KEY, body TEXT NOT NULL, state VARCHAR(16) NOT NULL,
-    attempts INTEGER NOT NULL, next_attempt_at TIMESTAMP NOT NULL, last_status INTEGER,
-    last_error TEXT, possible_duplicate BOOLEAN NOT NULL,
-    idempotency_key VARCHAR(255) UNIQUE, request_hash VARCHAR(64),
-    created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL, claimed_at TIMESTAMP,
-    delivered_at TIMESTAMP
-)"""
-OLD_ROW = """
-INSERT INTO submissions (id, body, state, attempts, next_attempt_at, possible_duplicate,
-    created_at, updated_at)
-VALUES ('old-row', '{"data": 0}', 'queued', 0, '2026-01-01 00:00:00', false,
-    '2026-01-01 00:00:00', '2026-01-01 00:00:00')"""
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def empty_database(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        with postgres_database() as url:
-            yield url
-
-
-def test_a_database_made_by_the_first_version_is_upgraded_and_keeps_its_rows(empty_database):
-    old = create_engine(engine_url(empty_database))
-    with old.begin() as conn:  # what metadata.create_all made before versions existed
-        conn.execute(text(OLD_SCHEMA))
-        conn.execute(text(OLD_ROW))
-    old.dispose()
-    store = Outbox(connect(empty_database))
-    try:
-        columns = {c["name"] for c in inspect(store.engine).get_columns("submissions")}
-        assert {"fingerprint", "requeued_at"} <= columns
-        with store.engine.connect() as conn:
-            assert migrations.current_version(conn) == migrations.LATEST
-        assert store.get("old-row").body == '{"data": 0}'
-        assert store.claim_due().id == "old-row"
-        store.put(b"new", fingerprint="f" * 64)
-        assert store.counts()["queued"] == 1
-    finally:
-        store.engine.dispose()
-
-
-def test_processes_starting_together_upgrade_the_schema_once(empty_database):
-    engines, errors = [], []
-
-    def start():
-        try:
-            engines.append(connect(empty_database))
-        except Exception as error:  # noqa: BLE001 - the assertion below shows it
-            errors.append(error)
-
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    with engines[0].connect() as conn:
-        versions = conn.execute(text("SELECT version FROM outbox_schema ORDER BY version"))
-        assert [v for (v,) in versions] == [number for number, _ in migrations.MIGRATIONS]
-    for engine in engines:
-        engine.dispose()
-
-
-def test_a_schema_newer_than_the_code_is_refused(empty_database):
-    connect(empty_database).dispose()
-    engine = create_engine(engine_url(empty_database))
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO outbox_schema VALUES (:v, '2030-01-01 00:00:00')"),
-                     {"v": migrations.LATEST + 1})
-    engine.dispose()
-    with pytest.raises(migrations.SchemaTooNew, match="deploy the newer version"):
-        connect(empty_database)

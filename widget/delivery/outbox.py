@@ -69,6 +69,9 @@ submissions = Table(
     # Same author email, product and text: a shopper's double post or a bot's repeats are
     # stored once a day (see Outbox.put).
     Column("fingerprint", String(64)),
+    # The hash of a submission's content, its photos by their content hash: a repeat of
+    # the fingerprint is the same review only when this is the same too.
+    Column("content_digest", String(64)),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     Column("claimed_at", DateTime),
@@ -78,6 +81,13 @@ submissions = Table(
     Index("ix_submissions_due", "state", "next_attempt_at"),
     Index("ix_submissions_delivered", "state", "delivered_at"),
     Index("ix_submissions_fingerprint", "fingerprint", "created_at"),
+)
+# /readyz writes a row here: proof that the database takes a write, not only a read.
+outbox_health = Table(
+    "outbox_health",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("checked_at", DateTime, nullable=False),
 )
 
 
@@ -138,7 +148,7 @@ def engine_url(url: str) -> str:
 
 
 def connect(url: str) -> Engine:
-    """An engine for the outbox, its schema brought up to date (widget/delivery/migrations.py)."""
+    """An engine for the outbox, its schema brought up to date (widget/delivery/migrations/)."""
     url = engine_url(url)
     # A server connection can die between requests (restarts, idle timeouts): test it on
     # checkout. A SQLite file cannot, and the test would cost every request a query.

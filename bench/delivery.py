@@ -52,6 +52,7 @@ def latency(mode: str, samples: int, gap: float) -> dict:
             "WIDGET_SENDER": "thread",
             "WIDGET_OPEN_API": "true",
             "SECRET_KEY": "bench",
+            "WIDGET_TRUSTED_PROXIES": "1",  # each shopper's address in X-Forwarded-For counts
         }
         if mode == "worker":
             redis_url, prefix = stack.enter_context(redis_prefix())

@@ -67,3 +67,26 @@ def test_every_environment_variable_is_documented_in_the_readme():
     assert {"KLAVIYO_PUBLIC_KEY", "DATABASE_URL", "WIDGET_OPEN_API"} <= names
     readme = (root / "README.md").read_text()
     assert sorted(name for name in names if f"`{name}`" not in readme) == []
+
+
+@pytest.mark.parametrize("env, hops", [
+    ({}, 0),
+    ({"DYNO": "web.1"}, 1),  # Heroku, and Dokku, which sets it too
+    ({"CONTAINER": "web-1", "CONTAINER_VERSION": "0f3c2a1"}, 1),  # Scalingo
+    ({"CONTAINER": "web-1"}, 0),  # half of Scalingo's pair is not Scalingo
+    ({"RENDER": "true"}, 0),  # two hops there (Cloudflare, then Render's proxy): set it
+    ({"DYNO": "web.1", "WIDGET_TRUSTED_PROXIES": "0"}, 0),
+    ({"WIDGET_TRUSTED_PROXIES": "2"}, 2),
+], ids=["direct", "heroku-or-dokku", "scalingo", "container-alone", "render", "explicit-0",
+        "explicit-2"])
+def test_trusted_proxies_default_to_one_only_behind_a_known_platform_router(env, hops):
+    assert from_environ(env)["WIDGET_TRUSTED_PROXIES"] == hops
+
+
+def test_login_limits_default_per_address_and_overall():
+    config = from_environ({})
+    assert config["MODERATION_LOGIN_LIMIT"] == "10/minute;50/hour"
+    assert config["MODERATION_LOGIN_GLOBAL_LIMIT"] == "100/minute;1000/hour"
+    env = {"MODERATION_LOGIN_LIMIT": "3/minute", "MODERATION_LOGIN_GLOBAL_LIMIT": "30/hour"}
+    assert from_environ(env)["MODERATION_LOGIN_LIMIT"] == "3/minute"
+    assert from_environ(env)["MODERATION_LOGIN_GLOBAL_LIMIT"] == "30/hour"

@@ -8,18 +8,19 @@ from typing import Any
 
 from flask import Flask
 from flask.logging import default_handler
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from widget import commands, config, errors, health, openapi, security, startup
-from widget.delivery import outbox, sender
-from widget.extensions import compress, limiter
-from widget.intake import api, form
-from widget.moderation import views as moderation
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from the environment (and `.env`); tests pass `test_config` instead,
     which is laid over the defaults while the environment is ignored, so tests are hermetic."""
+    # Imported here, not at the top: gunicorn's master imports this package for
+    # widget.access_log (its --logger-class) before gevent patches the workers, and
+    # requests' urllib3 imported then keeps ssl unpatched in them.
+    from widget import commands, config, errors, health, openapi, security, startup
+    from widget.delivery import outbox, sender
+    from widget.extensions import compress, limiter
+    from widget.intake import api, form
+    from widget.moderation import views as moderation
     app = Flask(__name__, instance_relative_config=True,
                 static_folder="../static", template_folder="../templates")
     app.config.from_mapping(config.from_environ(None if test_config is None else {}))
@@ -32,9 +33,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app.logger.removeHandler(default_handler)
 
-    hops = app.config["WIDGET_TRUSTED_PROXIES"]
-    if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore
     errors.init_app(app)
     limiter.init_app(app)
     security.init_app(app)
@@ -45,6 +43,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
-    app.register_blueprint(moderation.bp)
+    moderation.init_app(app)
     form.init_app(app)
     return app

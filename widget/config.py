@@ -47,6 +47,23 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: set[str]) 
     return value
 
 
+# Platforms whose router is always in front and appends the address it saw to
+# X-Forwarded-For, known by variables they set in every container: Heroku and Dokku set
+# DYNO (web.1); Scalingo sets CONTAINER (web-1) and CONTAINER_VERSION
+# (doc.scalingo.com/platform/app/environment). Render (RENDER=true) is not here: its
+# requests are reported to pass Cloudflare and then Render's proxy (two hops), and Render
+# documents no count to rely on.
+ROUTED_PLATFORMS = {"Heroku or Dokku": ("DYNO",), "Scalingo": ("CONTAINER", "CONTAINER_VERSION")}
+
+
+def platform_router(env: Mapping[str, str]) -> str | None:
+    """The platform whose router is in front of this process, when its variables say so."""
+    for platform, names in ROUTED_PLATFORMS.items():
+        if all(env.get(name) for name in names):
+            return platform
+    return None
+
+
 def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read the settings; with no mapping, the process environment plus `.env`."""
     if env is None:
@@ -120,12 +137,22 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Queued reviews beyond which new ones get 503 + Retry-After: at 140/min, 10,000 is
         # about 70 minutes of Klaviyo's budget.
         "WIDGET_BACKLOG_LIMIT": _number(env, "WIDGET_BACKLOG_LIMIT", 10_000, int),
-        # Proxies in front of the service that append to X-Forwarded-For (a Heroku-style
-        # router is one). The client IP is the one they saw; what a client writes is ignored.
-        # 0 when clients connect directly.
-        "WIDGET_TRUSTED_PROXIES": _number(env, "WIDGET_TRUSTED_PROXIES", 1, int),
+        # Proxies in front of the service that append to X-Forwarded-For (a platform's router
+        # is one). The client IP is the one they saw; what a client writes is ignored. By
+        # default 1 only where a known platform's router is in front, else 0: trusting a hop
+        # that nobody appends would let each client pick its own address (and rate limits).
+        "WIDGET_TRUSTED_PROXIES": _number(env, "WIDGET_TRUSTED_PROXIES",
+                                          1 if platform_router(env) else 0, int),
         "MODERATION_USERNAME": get("MODERATION_USERNAME") or "moderator",
         "MODERATION_PASSWORD": get("MODERATION_PASSWORD") or None,
+        # Failed moderation logins (credentials sent and refused) per client address, and
+        # from all addresses together; over either, 429 until the window turns. A person who
+        # mistypes retries a few times a minute; 50 an hour caps one address at 1,200
+        # guesses a day. The overall limit caps many addresses together at 24,000 a day, and
+        # at ten times one address's, no single address can lock everyone out.
+        "MODERATION_LOGIN_LIMIT": get("MODERATION_LOGIN_LIMIT") or "10/minute;50/hour",
+        "MODERATION_LOGIN_GLOBAL_LIMIT": (get("MODERATION_LOGIN_GLOBAL_LIMIT")
+                                          or "100/minute;1000/hour"),
         # Random per boot is fine for one process; more than one needs a shared value.
         "SECRET_KEY": get("SECRET_KEY") or secrets.token_hex(32),
         "SECRET_KEY_IS_RANDOM": not get("SECRET_KEY"),

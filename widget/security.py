@@ -1,16 +1,25 @@
-"""Security headers on every response; a strict Content-Security-Policy on pages.
+"""Client addresses and security headers: who a request came from, and what every answer says.
 
-Headers a blueprint already set (moderation sets its own CSP and Cache-Control) are left as
-they are. Views marked `@frameable` may be framed by WIDGET_FRAME_ANCESTORS; every other
-page only by this site.
+The client address and scheme come from X-Forwarded-For / X-Forwarded-Proto only through
+the WIDGET_TRUSTED_PROXIES hops a platform's router appends; with 0 they are ignored (said
+once per process). Headers a blueprint already set (moderation sets its own CSP and
+Cache-Control) are left as they are. Views marked `@frameable` may be framed by
+WIDGET_FRAME_ANCESTORS; every other page only by this site. Answers over https carry HSTS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Response, current_app, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+log = logging.getLogger(__name__)
 
 # No inline script or style anywhere; photos preview from blob: URLs and may be https:
 # links; the form posts and fetches only to this origin; the demo page frames the form.
@@ -29,6 +38,34 @@ HEADERS = {
     "Referrer-Policy": "strict-origin-when-cross-origin",
     "Permissions-Policy": PERMISSIONS,
 }
+# Browsers that saw this over https use only https here for a year (seconds). Not
+# includeSubDomains: the merchant's other subdomains are not this service's to decide.
+HSTS = "max-age=31536000"
+
+
+class ForwardedForIgnored:
+    """WSGI middleware for WIDGET_TRUSTED_PROXIES=0: says once per process that a request
+    carried X-Forwarded-For, which is then ignored, and when to trust it."""
+
+    def __init__(self, wsgi_app: WSGIApp) -> None:
+        self.wsgi_app = wsgi_app
+        self.told = False
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not self.told and "HTTP_X_FORWARDED_FOR" in environ:
+            with self._lock:
+                if not self.told:
+                    self.told = True
+                    log.warning(
+                        "X-Forwarded-For ignored: WIDGET_TRUSTED_PROXIES=0, so a client's "
+                        "address is its connection's (here %s). If a proxy or platform "
+                        "router is in front, set WIDGET_TRUSTED_PROXIES to the number of "
+                        "proxies that append to X-Forwarded-For (1 for one router): until "
+                        "then all clients share that proxy's address and rate limits. Said "
+                        "once per process.", environ.get("REMOTE_ADDR", "-"))
+        return self.wsgi_app(environ, start_response)
 
 
 def frameable(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -45,10 +82,19 @@ def _frame_ancestors() -> str:
 
 
 def init_app(app: Flask) -> None:
+    """Take the client address and scheme from trusted proxies only; add the headers."""
+    hops = app.config["WIDGET_TRUSTED_PROXIES"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore
+    else:
+        app.wsgi_app = ForwardedForIgnored(app.wsgi_app)  # type: ignore
+
     @app.after_request
     def security_headers(response: Response) -> Response:
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.is_secure:  # browsers ignore it over plain http (RFC 6797, 8.1)
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         if response.mimetype == "text/html":
             response.headers.setdefault(
                 "Content-Security-Policy", CSP.format(ancestors=_frame_ancestors())

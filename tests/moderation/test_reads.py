@@ -10,8 +10,8 @@ import time
 import pytest
 
 from tests.fake_klaviyo_reads import UNSCOPED_KEY
-from tests.reviews import review_body
 from tests.moderation.test_views import MODERATOR, PASSWORD
+from tests.reviews import review_body
 from widget.klaviyo import KlaviyoClient
 
 KEY = "pk_test_private_key_never_shown"

@@ -1,8 +1,9 @@
 """The moderation pages: Klaviyo's reviews and the local delivery queue.
 
-Read-only, behind HTTP Basic, never cached or framed, no script at all. Every read from
-Klaviyo takes a slot from the pacer that submissions use (one budget, 150/min) and is
-cached for MODERATION_CACHE_SECONDS; a page makes at most one call.
+Read-only, behind HTTP Basic (failed logins limited per address and overall: logins.py),
+never cached or framed, no script at all. Every read from Klaviyo takes a slot from the
+pacer that submissions use (one budget, 150/min) and is cached for MODERATION_CACHE_SECONDS;
+a page makes at most one call.
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ from collections.abc import Callable, Hashable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from flask import Blueprint, Response, abort, current_app, make_response, render_template, request
-from flask.blueprints import BlueprintSetupState
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    make_response,
+    render_template,
+    request,
+)
+from flask_limiter.util import get_remote_address
 from marshmallow import ValidationError
 from werkzeug.datastructures import Authorization
 
@@ -31,7 +41,9 @@ from widget.klaviyo import (
     KlaviyoTimeout,
     KlaviyoUnavailable,
 )
+from widget.moderation import logins
 from widget.moderation.display import HELPERS, extra_attributes
+from widget.moderation.logins import LoginThrottle
 from widget.moderation.query import Listing, ListQuery, ReviewPath
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
@@ -56,23 +68,51 @@ class Busy(Exception):
         self.wait = wait
 
 
-@bp.record_once
-def make_cache(state: BlueprintSetupState) -> None:
-    state.app.extensions["moderation_cache"] = ReadCache(
-        state.app.config["MODERATION_CACHE_SECONDS"])
+def init_app(app: Flask) -> None:
+    """Build the pages' per-app state (read cache, login limits) and register the routes."""
+    config = app.config
+    app.extensions["moderation_cache"] = ReadCache(config["MODERATION_CACHE_SECONDS"])
+    app.extensions["moderation_logins"] = LoginThrottle(
+        logins.parse("MODERATION_LOGIN_LIMIT", config["MODERATION_LOGIN_LIMIT"]),
+        logins.parse("MODERATION_LOGIN_GLOBAL_LIMIT", config["MODERATION_LOGIN_GLOBAL_LIMIT"]),
+        key_prefix=config["RATELIMIT_KEY_PREFIX"], enabled=config["RATELIMIT_ENABLED"])
+    app.register_blueprint(bp)
+
+
+def read_cache() -> ReadCache:
+    """This app's cache of Klaviyo reads."""
+    return current_app.extensions["moderation_cache"]
+
+
+def login_throttle() -> LoginThrottle:
+    """This app's limits on failed logins."""
+    return current_app.extensions["moderation_logins"]
 
 
 # -- access -------------------------------------------------------------------------------
 @bp.before_request
 def require_moderator() -> Response | None:
-    """403 "closed" while no password is set; 401 without the right credentials."""
+    """403 "closed" while no password is set; 429 while the address or everyone is locked
+    out by failed logins; 401 without the right credentials."""
     config = current_app.config
     if not config["MODERATION_PASSWORD"]:
         return page("moderation/closed.html", 403)
+    throttle, address = login_throttle(), get_remote_address()
+    # Checked before the credentials, so a locked guesser learns nothing from its guesses.
+    retry_after = throttle.retry_after(address)
+    if retry_after is not None:
+        return page("moderation/locked.html", 429, {"Retry-After": str(retry_after)},
+                    retry_after=retry_after)
     if not is_moderator(request.authorization, config["MODERATION_USERNAME"],
                         config["MODERATION_PASSWORD"]):
-        if request.authorization is not None:
-            log.info("moderation login refused path=%s", request.path)
+        # Only a request that sent credentials is a failed login; never log what it sent.
+        if request.headers.get("Authorization"):
+            locks = throttle.failed(address)
+            if locks:
+                log.warning("moderation login refused path=%s; %s", request.path,
+                            "; ".join(locks))
+            else:
+                log.info("moderation login refused path=%s", request.path)
         return page("moderation/login.html", 401, {"WWW-Authenticate": REALM})
     return None
 
@@ -141,8 +181,7 @@ def unknown(rest: str) -> Response:
 # -- reading from Klaviyo -----------------------------------------------------------------
 def read(key: Hashable, call: Callable[[KlaviyoClient], dict[str, Any]]) -> dict[str, Any]:
     """One call to Klaviyo, answered from the cache while it is fresh, else paced."""
-    cache: ReadCache = current_app.extensions["moderation_cache"]
-    return cache.fetch(key, lambda: load(key, call))
+    return read_cache().fetch(key, lambda: load(key, call))
 
 
 def load(key: Hashable, call: Callable[[KlaviyoClient], dict[str, Any]]) -> dict[str, Any]:

@@ -24,6 +24,8 @@
   var data = form.dataset;
   var say = JSON.parse(data.messages);
   var maxPhotos = +data.maxPhotos, maxEdge = +data.maxEdge, bodyLimit = +data.bodyLimit;
+  var tokenField = form.elements.form_token, tokenAt = Date.now();
+  var tokenMaxAge = +data.tokenMaxAge * 1000;
   var input = document.getElementById("kr-photos");
   var previews = document.getElementById("kr-previews");
   var status = document.getElementById("kr-status");
@@ -234,8 +236,12 @@
     summary.hidden = false;
     summary.focus();
   }
+  // Refusals that name no field of the form, each with the shopper's own message.
+  var BY_CODE = { review_already_sent: "err_already_sent", outbox_unavailable: "err_unavailable",
+    busy: "err_busy", backlog_full: "err_unavailable" };
   function fromServer(errors) {
     return (errors || []).map(function (error) {
+      if (BY_CODE[error.code]) return ["other", say[BY_CODE[error.code]]];
       var m = /^\/data\/attributes\/(\w+)(?:\/(\d+))?/.exec((error.source || {}).pointer || "");
       var name = m && m[1], n = m && m[2] !== undefined ? +m[2] : 0;
       if (name === "images") return ["photos", fill(say.err_photos, { n: n + 1 })];
@@ -254,7 +260,42 @@
       return (b + 256).toString(16).slice(1);
     }).join("");
   }
-  function send(body) {
+  // Every request gives up after a bound (data-timeout seconds, plus upload time at a slow
+  // uplink's 50 KB/s), so a lost answer never leaves the form waiting.
+  function request(url, options, bytes) {
+    var control = window.AbortController ? new AbortController() : null;
+    var timer = control && setTimeout(function () { control.abort(); },
+      data.timeout * 1000 + (bytes || 0) / 50);
+    if (control) options.signal = control.signal;
+    return fetch(url, options).then(function (response) {
+      clearTimeout(timer);
+      return response;
+    }, function (error) {
+      clearTimeout(timer);
+      throw error && error.name === "AbortError" ? { found: [["other", say.err_timeout]] }
+        : error;
+    });
+  }
+  // The form's token lives WIDGET_TOKEN_MAX_AGE_SECONDS and is good for a few posts: an old
+  // one is swapped for a fresh one of the same form first, keeping what was typed.
+  function renewToken() {
+    var query = "?integration=" + encodeURIComponent(value("integration"));
+    if (value("product_id")) query += "&product_id=" + encodeURIComponent(value("product_id"));
+    var headers = {};
+    headers[tokenField.dataset.header] = tokenField.value;
+    return request(data.tokenUrl + query, { headers: headers, credentials: "omit" })
+      .then(function (response) {
+        if (!response.ok) throw { found: [["other", say.err_expired]] };
+        return response.json();
+      }).then(function (answer) {
+        tokenField.value = answer.token;
+        tokenAt = Date.now();
+      });
+  }
+  function freshToken() {
+    return Date.now() - tokenAt > tokenMaxAge / 2 ? renewToken() : Promise.resolve();
+  }
+  function send(body, renewed) {
     var json = JSON.stringify(body);
     // The same body keeps its key, so a retried click can never make a second review.
     if (json !== lastBody) { lastBody = json; lastKey = randomKey(); }
@@ -263,8 +304,15 @@
     form.querySelectorAll("[data-header]").forEach(function (el) {
       if (el.value) headers[el.dataset.header] = el.value;
     });
-    return fetch(data.api, { method: "POST", headers: headers, body: json,
-      credentials: "omit" });
+    return request(data.api, { method: "POST", headers: headers, body: json,
+      credentials: "omit" }, json.length).then(function (response) {
+      if (response.status !== 403 || renewed) return response;
+      return response.clone().json().then(function (answer) {
+        var code = ((answer.errors || [])[0] || {}).code;
+        if (code !== "token_expired" && code !== "token_used_up") return response;
+        return renewToken().then(function () { return send(body, true); });
+      }, function () { return response; });
+    });
   }
   function done() {
     form.hidden = true;
@@ -293,13 +341,18 @@
     }).then(function (uris) {
       if (failures.length) throw { found: failures };
       if (uris.length) body.data.attributes.images = uris;
-      return send(body);
+      return freshToken().then(function () { return send(body); });
     }).then(function (response) {
       if (response.status === 202) return done();
       if (response.status === 429) throw { found: [["other", say.err_throttled]] };
-      if (response.status >= 500) throw { found: [["other", say.err_server]] };
       return response.json().then(function (answer) {
-        throw { found: fromServer(answer.errors) };
+        var errors = answer.errors || [];
+        // A server's trouble says "try again"; only ours is worth more words (503 codes).
+        if (response.status >= 500) {
+          errors = errors.filter(function (error) { return BY_CODE[error.code]; });
+          if (!errors.length) throw { found: [["other", say.err_server]] };
+        }
+        throw { found: fromServer(errors) };
       }, function () { throw { found: [["other", say.err_server]] }; });
     }).catch(function (problem) {
       showErrors(problem && problem.found ? problem.found : [["other", say.err_network]]);

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import time
 from typing import Any
 
 from PIL import Image
@@ -42,3 +44,24 @@ def decode_data_uri(uri: str) -> bytes:
     header, _, payload = uri.partition(",")
     assert header.endswith(";base64"), header
     return base64.b64decode(payload)
+
+
+REVIEWED_PRODUCT = "shopify:7549950034135"  # the product of review_body()
+
+
+def form_token(product: str = REVIEWED_PRODUCT, seconds_ago: float = 10,
+               secret: str = "test-secret") -> str:
+    """A form token as GET /embed would have issued it `seconds_ago` for `product`."""
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    from widget.intake.defences import TOKEN_SALT
+
+    issued = time.time() - seconds_ago
+
+    class Signer(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(issued)
+
+    serializer = URLSafeTimedSerializer(secret, salt=TOKEN_SALT, signer=Signer)
+    return serializer.dumps({"n": base64.urlsafe_b64encode(os.urandom(6)).decode(),
+                             "p": product, "t0": int(issued)})

@@ -3,16 +3,19 @@
 - `postgres_database()`: a new database per test, dropped afterwards.
 - `redis_prefix()`: the shared Redis with a key prefix per test; its keys are deleted after.
 - `RedisServer`: a redis-server of the test's own on a free port, to stop and start at will
-  (the shared one is never stopped).
+  (the shared one is never stopped); `PostgresServer` the same for PostgreSQL.
+- `tiny_disk()`: a small tmpfs of the test's own, to fill up.
 
 Outside CI a missing service skips the test; in CI (CI=true) it fails it.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -140,3 +143,77 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+
+
+def _postgres_binary(name: str) -> str:
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                                                   reverse=True)), None)
+    if found is None:
+        unavailable(f"PostgreSQL's {name}")
+    return found
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of the test's own (initdb + pg_ctl) on a free port, to stop and
+    start at will; the shared server is never touched. As root (CI), the cluster runs as
+    the `postgres` user, since PostgreSQL refuses to run as root."""
+
+    def __init__(self) -> None:
+        self.initdb, self.pg_ctl = _postgres_binary("initdb"), _postgres_binary("pg_ctl")
+        self.port = free_port()
+        # Not under pytest's tmp_path: its parents are private to root.
+        self.base = tempfile.mkdtemp(prefix="widget-pg-")
+        self.data = os.path.join(self.base, "data")
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.base, "postgres")
+        self._run(self.initdb, "-D", self.data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                  "--no-sync", "--no-instructions")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        done = subprocess.run([*self.as_user, *args], capture_output=True, text=True,
+                              timeout=60)
+        if done.returncode:
+            raise RuntimeError(f"{args[0]} failed: {done.stderr[-1000:]}")
+
+    def start(self) -> PostgresServer:
+        options = (f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off")
+        self._run(self.pg_ctl, "-D", self.data, "-o", options, "-l",
+                  os.path.join(self.base, "log"), "-w", "start")
+        return self
+
+    def stop(self) -> None:
+        self._run(self.pg_ctl, "-D", self.data, "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        subprocess.run([*self.as_user, self.pg_ctl, "-D", self.data, "-m", "immediate", "-w",
+                        "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self) -> PostgresServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.remove()
+
+
+@contextmanager
+def tiny_disk(megabytes: int) -> Iterator[str]:
+    """A folder on a tmpfs of its own of `megabytes`, to fill up (needs root: CI is)."""
+    folder = tempfile.mkdtemp(prefix="widget-disk-")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs",
+                              folder], capture_output=True, text=True)
+    if mounted.returncode:
+        os.rmdir(folder)
+        unavailable(f"a tmpfs of our own ({mounted.stderr.strip()})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", folder], capture_output=True)
+        os.rmdir(folder)

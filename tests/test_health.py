@@ -28,4 +28,4 @@ def test_readyz_is_503_when_the_database_is_unreachable(make_app, tmp_path):
     (tmp_path / "outbox.db").mkdir()  # a directory where the database file should be
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
-    assert response.get_json()["checks"]["database"] == "unreachable"
+    assert response.get_json()["checks"]["database"] == "unavailable: cannot write"

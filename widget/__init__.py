@@ -16,10 +16,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # Imported here, not at the top: gunicorn's master imports this package for
     # widget.access_log (its --logger-class) before gevent patches the workers, and
     # requests' urllib3 imported then keeps ssl unpatched in them.
-    from widget import commands, config, errors, health, openapi, security, startup
-    from widget.delivery import outbox, sender
+    from widget import bodies, commands, config, errors, health, openapi, security, startup
+    from widget.delivery import outbox, pacing, sender
     from widget.extensions import compress, limiter
-    from widget.intake import api, form
+    from widget.intake import api, form, photos, questions, submissions
     from widget.moderation import views as moderation
     app = Flask(__name__, instance_relative_config=True,
                 static_folder="../static", template_folder="../templates")
@@ -34,15 +34,20 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.logger.removeHandler(default_handler)
 
     errors.init_app(app)
+    bodies.init_app(app)
     limiter.init_app(app)
     security.init_app(app)
     compress.init_app(app)
     outbox.init_app(app)
+    pacing.init_app(app)
     sender.init_app(app)
     commands.init_app(app)
+    questions.init_app(app)
+    photos.init_app(app)
+    submissions.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
-    app.register_blueprint(openapi.bp)
+    openapi.init_app(app)
     moderation.init_app(app)
     form.init_app(app)
     return app

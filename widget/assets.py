@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, current_app, request, url_for
+from flask import Blueprint, Flask, Response, abort, current_app, request, url_for
 
 bp = Blueprint("assets", __name__)
 
@@ -29,8 +28,7 @@ class Asset:
     mimetype: str
 
 
-@cache
-def _load(folder: str, name: str) -> Asset:
+def _read(folder: str, name: str) -> Asset:
     body = (Path(folder) / name).read_bytes()
     version = hashlib.sha256(body).hexdigest()[:12]
     return Asset(body, version, TYPES[Path(name).suffix])
@@ -39,10 +37,9 @@ def _load(folder: str, name: str) -> Asset:
 def load(name: str) -> Asset:
     if name not in NAMES:
         abort(404)
-    folder = current_app.static_folder or "static"
     if current_app.debug:  # edits show up without a restart while developing
-        _load.cache_clear()
-    return _load(folder, name)
+        return _read(current_app.static_folder or "static", name)
+    return current_app.extensions["assets"][name]
 
 
 def asset_url(name: str) -> str:
@@ -65,3 +62,11 @@ def asset(name: str) -> Response:
     response = respond(name, YEAR if immutable else LOADER_MAX_AGE)
     response.cache_control.immutable = immutable
     return response
+
+
+def init_app(app: Flask) -> None:
+    """Read every asset once, and serve them."""
+    folder = app.static_folder or "static"
+    app.extensions["assets"] = {name: _read(folder, name) for name in NAMES}
+    app.add_template_global(asset_url)
+    app.register_blueprint(bp)

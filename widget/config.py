@@ -132,6 +132,10 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # day covers a tab left open overnight.
         "WIDGET_TOKEN_MIN_SECONDS": _number(env, "WIDGET_TOKEN_MIN_SECONDS", 3.0),
         "WIDGET_TOKEN_MAX_AGE_SECONDS": _number(env, "WIDGET_TOKEN_MAX_AGE_SECONDS", 86400, int),
+        # Posts one form token is good for (counted in the limits storage): a shopper sends
+        # a review and perhaps fixes it a few times; a token that posts more is a script's.
+        # The form's script renews its token when this runs out.
+        "WIDGET_TOKEN_MAX_POSTS": _number(env, "WIDGET_TOKEN_MAX_POSTS", 10, int),
         # Per email address, whatever the IP (stored hashed).
         "WIDGET_EMAIL_LIMIT": get("WIDGET_EMAIL_LIMIT") or "3/hour;10/day",
         # Queued reviews beyond which new ones get 503 + Retry-After: at 140/min, 10,000 is

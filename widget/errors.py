@@ -77,6 +77,16 @@ def from_validation(error: ValidationError, status: int = 422) -> ApiError:
     return ApiError(status, problems)
 
 
+def log_refusal(error: ApiError) -> None:
+    """One line for a refused request (what and where, never the values sent): refusals are
+    ordinary; a traceback in the log means our own fault."""
+    first = error.problems[0] if error.problems else Problem("")
+    field = first.pointer or first.parameter or "-"
+    more = f" (+{len(error.problems) - 1} more)" if len(error.problems) > 1 else ""
+    log.info("refused %s %s status=%d code=%s field=%s%s", request.method, request.path,
+             error.status, first.code, field, more)
+
+
 def api_response(error: ApiError) -> Response:
     response = jsonify({"errors": [p.as_json(error.status) for p in error.problems]})
     response.status_code = error.status
@@ -131,11 +141,14 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError) -> Response:
+        log_refusal(error)
         return api_response(error)
 
     @app.errorhandler(ValidationError)
     def handle_validation(error: ValidationError) -> Response:
-        return api_response(from_validation(error))
+        refusal = from_validation(error)
+        log_refusal(refusal)
+        return api_response(refusal)
 
     @app.errorhandler(HTTPException)
     def handle_http(error: HTTPException) -> Any:

@@ -8,7 +8,8 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
-from widget.delivery import outbox
+from widget.delivery import outbox, pacing
+from widget.delivery.outbox import OutboxFull
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -21,18 +22,26 @@ def healthz() -> Any:
 
 @bp.get("/readyz")
 def readyz() -> Any:
-    """503 when the outbox cannot be reached: accepting reviews then would lose them. The
-    rate-limit storage (Redis) is reported but does not fail readiness: without it reviews
-    are still accepted (per-process web limits) and wait in the outbox, while taking every
-    web process out of the router would refuse them all."""
+    """503 when the outbox cannot take a write (down, read-only, its disk full): accepting
+    reviews then would refuse them all. The rate-limit storage (Redis) is reported but does
+    not fail readiness: without it reviews are still accepted (per-process web limits) and
+    wait in the outbox, while taking every web process out of the router would refuse them
+    all."""
     checks: dict[str, str] = {}
     ready = True
     try:
-        outbox.current().ping()
+        # Room for two of the largest reviews (photos are sized to Klaviyo's body cap): the
+        # next one must fit, with a margin.
+        room = 2 * current_app.config["KLAVIYO_MAX_BODY_BYTES"]
+        outbox.current().check_writable(room_bytes=room)
         checks["database"] = "ok"
+    except OutboxFull as full:
+        log.warning("readiness: outbox disk nearly full: %s", full)
+        checks["database"] = f"full: {full}"
+        ready = False
     except SQLAlchemyError as error:
-        log.warning("readiness: database unreachable: %s", type(error).__name__)
-        checks["database"] = "unreachable"
+        log.warning("readiness: outbox cannot take a write: %s", type(error).__name__)
+        checks["database"] = "unavailable: cannot write"
         ready = False
     checks["rate_limit_storage"] = _storage_check()
     checks["klaviyo_public_key"] = (
@@ -47,7 +56,7 @@ def _storage_check() -> str:
     uri = current_app.config["RATELIMIT_STORAGE_URI"]
     if uri.startswith("memory://"):
         return "memory (this process only)"
-    if current_app.extensions["pacer"].storage_ok():
+    if pacing.current().storage_ok():
         return "ok"
     log.warning("readiness: rate-limit storage unreachable")
     return ("unreachable: web limits are per process and deliveries wait until it answers "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from babel.numbers import format_decimal
+
 DEFAULT = "en"
 
 STRINGS: dict[str, dict[str, str]] = {
@@ -51,8 +53,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "thanks_question": "We received your question. It will appear on the site after "
                            "moderation.",
         "err_rating": "Choose a rating from 1 to 5 stars.",
-        "err_title": "Use a title of at most 150 characters, plain text.",
-        "err_content": "Write your text (plain text, at most 10,000 characters).",
+        "err_title": "Use a title of at most {title_max} characters, plain text.",
+        "err_content": "Write your text (plain text, at most {content_max} characters).",
         "err_author": "Enter your name.",
         "err_email": "Enter a valid email address, like name@example.com.",
         "err_photos": "Photo {n} could not be used; remove it or choose another.",
@@ -68,6 +70,21 @@ STRINGS: dict[str, dict[str, str]] = {
                          "then try again.",
         "err_resent": "This form was sent before. To send it as it is now, as a new review, "
                       "press Send again.",
+        "err_unavailable": "Not sent: your review could not be stored safely just now. "
+                           "Everything you entered is still here; send it again in a moment.",
+        "err_malformed": "The form did not arrive whole, so nothing was sent. Fill it in and "
+                         "send it again.",
+        "err_too_large": "The form with its photos is too large to send. Nothing was sent: "
+                         "choose fewer or smaller photos and fill it in again.",
+        "err_timeout": "Not sent: the service took too long to answer. Everything you "
+                       "entered is still here; try again.",
+        "err_expired": "This form is too old to send. Copy your text, reload the page and "
+                       "send it again.",
+        "err_busy": "Not sent: the service is busy with other photos just now. Everything "
+                    "you entered is still here; send it again in a few seconds.",
+        "err_already_sent": "You already sent a review with this text for this product. A "
+                            "review cannot be changed once sent; to send another, write new "
+                            "text.",
         "err_setup": "This review form is not set up correctly: {detail}",
         "demo_title": "Demo storefront",
         "demo_product": "Organic cotton T-shirt",
@@ -119,8 +136,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "thanks_question": "Nous avons bien reçu votre question. Elle apparaîtra sur le site "
                            "après modération.",
         "err_rating": "Choisissez une note de 1 à 5 étoiles.",
-        "err_title": "Le titre doit être du texte simple de 150 caractères au plus.",
-        "err_content": "Écrivez votre texte (texte simple, 10 000 caractères au plus).",
+        "err_title": "Le titre doit être du texte simple de {title_max} caractères au plus.",
+        "err_content": "Écrivez votre texte (texte simple, {content_max} caractères au plus).",
         "err_author": "Indiquez votre nom.",
         "err_email": "Indiquez une adresse e-mail valide, par exemple nom@example.com.",
         "err_photos": "La photo {n} n'a pas pu être utilisée ; retirez-la ou choisissez-en "
@@ -137,6 +154,23 @@ STRINGS: dict[str, dict[str, str]] = {
                          "minute, puis réessayez.",
         "err_resent": "Ce formulaire a déjà été envoyé. Pour l'envoyer tel qu'il est "
                       "maintenant, comme un nouvel avis, appuyez de nouveau sur Envoyer.",
+        "err_unavailable": "Non envoyé : votre avis n'a pas pu être enregistré pour le "
+                           "moment. Tout ce que vous avez saisi est conservé ; renvoyez-le "
+                           "dans un instant.",
+        "err_malformed": "Le formulaire n'est pas arrivé entier, rien n'a été envoyé. "
+                         "Remplissez-le et envoyez-le de nouveau.",
+        "err_too_large": "Le formulaire et ses photos sont trop lourds pour être envoyés. "
+                         "Rien n'a été envoyé : choisissez moins de photos ou des photos plus "
+                         "petites et remplissez-le de nouveau.",
+        "err_timeout": "Non envoyé : le service a mis trop de temps à répondre. Tout ce que "
+                       "vous avez saisi est conservé ; réessayez.",
+        "err_expired": "Ce formulaire est trop ancien pour être envoyé. Copiez votre texte, "
+                       "rechargez la page et envoyez-le de nouveau.",
+        "err_busy": "Non envoyé : le service traite d'autres photos en ce moment. Tout ce "
+                    "que vous avez saisi est conservé ; renvoyez-le dans quelques secondes.",
+        "err_already_sent": "Vous avez déjà envoyé un avis avec ce texte pour ce produit. Un "
+                            "avis envoyé ne peut plus être modifié ; pour en envoyer un autre, "
+                            "écrivez un nouveau texte.",
         "err_setup": "Ce formulaire d'avis n'est pas configuré correctement : {detail}",
         "demo_title": "Boutique de démonstration",
         "demo_product": "T-shirt en coton bio",
@@ -189,8 +223,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "thanks_question": "Wir haben Ihre Frage erhalten. Sie erscheint nach der Prüfung auf "
                            "der Website.",
         "err_rating": "Wählen Sie 1 bis 5 Sterne.",
-        "err_title": "Der Titel darf höchstens 150 Zeichen einfacher Text sein.",
-        "err_content": "Schreiben Sie Ihren Text (einfacher Text, höchstens 10.000 Zeichen).",
+        "err_title": "Der Titel darf höchstens {title_max} Zeichen einfacher Text sein.",
+        "err_content": "Schreiben Sie Ihren Text (einfacher Text, höchstens {content_max} "
+                       "Zeichen).",
         "err_author": "Geben Sie Ihren Namen ein.",
         "err_email": "Geben Sie eine gültige E-Mail-Adresse ein, z. B. name@example.com.",
         "err_photos": "Foto {n} konnte nicht verwendet werden; entfernen Sie es oder wählen "
@@ -207,6 +242,23 @@ STRINGS: dict[str, dict[str, str]] = {
                          "Sie eine Minute und versuchen Sie es dann erneut.",
         "err_resent": "Dieses Formular wurde schon gesendet. Um es so, wie es jetzt ist, als "
                       "neue Bewertung zu senden, drücken Sie erneut auf Senden.",
+        "err_unavailable": "Nicht gesendet: Ihre Bewertung konnte gerade nicht sicher "
+                           "gespeichert werden. Ihre Eingaben sind noch da; senden Sie sie "
+                           "gleich noch einmal.",
+        "err_malformed": "Das Formular ist nicht vollständig angekommen; nichts wurde "
+                         "gesendet. Füllen Sie es aus und senden Sie es erneut.",
+        "err_too_large": "Das Formular mit den Fotos ist zu groß zum Senden. Nichts wurde "
+                         "gesendet: Wählen Sie weniger oder kleinere Fotos und füllen Sie es "
+                         "erneut aus.",
+        "err_timeout": "Nicht gesendet: Der Dienst hat zu lange nicht geantwortet. Ihre "
+                       "Eingaben sind noch da; versuchen Sie es erneut.",
+        "err_expired": "Dieses Formular ist zu alt zum Senden. Kopieren Sie Ihren Text, laden "
+                       "Sie die Seite neu und senden Sie ihn erneut.",
+        "err_busy": "Nicht gesendet: Der Dienst verarbeitet gerade andere Fotos. Ihre "
+                    "Eingaben sind noch da; senden Sie sie in ein paar Sekunden erneut.",
+        "err_already_sent": "Sie haben zu diesem Produkt schon eine Bewertung mit diesem Text "
+                            "gesendet. Eine gesendete Bewertung lässt sich nicht ändern; für "
+                            "eine weitere schreiben Sie einen neuen Text.",
         "err_setup": "Dieses Bewertungsformular ist nicht richtig eingerichtet: {detail}",
         "demo_title": "Demo-Shop",
         "demo_product": "T-Shirt aus Bio-Baumwolle",
@@ -221,7 +273,8 @@ SCRIPT_KEYS = (
     "photo_alt", "photo_remove", "photo_preparing", "photo_not_image", "photo_too_many",
     "photo_count", "sending", "err_rating", "err_title", "err_content", "err_author",
     "err_email", "err_photos", "err_incentive", "err_type", "err_question", "err_other",
-    "err_network", "err_server", "err_throttled",
+    "err_network", "err_server", "err_throttled", "err_unavailable", "err_timeout",
+    "err_expired", "err_already_sent", "err_busy",
 )
 
 
@@ -239,6 +292,16 @@ def strings(locale: str) -> Mapping[str, str]:
     return STRINGS.get(locale, STRINGS[DEFAULT])
 
 
-def script_strings(locale: str) -> dict[str, str]:
-    table = strings(locale)
-    return {key: table[key] for key in SCRIPT_KEYS}
+class _Keep(dict):
+    """Placeholders with no value stay as they are, to be filled where they are used."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill(table: Mapping[str, str], locale: str, numbers: Mapping[str, int]) -> dict[str, str]:
+    """The table with these number placeholders filled, written as the locale writes
+    numbers (10,000 / 10 000 / 10.000); other placeholders are left for later."""
+    values = _Keep({name: format_decimal(number, locale=locale)
+                    for name, number in numbers.items()})
+    return {key: text.format_map(values) for key, text in table.items()}

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from apispec import APISpec
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from marshmallow.validate import Length
 
 from widget.errors import JSONAPI
 from widget.intake.api import MEDIA_TYPES
@@ -40,11 +41,14 @@ REFUSALS = {
     "404": "No such resource",
     "405": "Method not allowed (see `Allow`)",
     "411": "No `Content-Length`",
+    "409": "The same email, product and text were sent before with other details; the "
+           "error names the earlier submission",
     "413": "Body too large, or photos that cannot be made to fit Klaviyo's 5 MB cap",
     "415": "Not JSON",
     "422": "Invalid fields; each error points at one with `source.pointer`",
     "429": "Too many submissions from this client or address; see `Retry-After`",
-    "503": "Too many reviews waiting for Klaviyo; see `Retry-After`",
+    "503": "Too many reviews waiting for Klaviyo, the outbox cannot be written, or no room "
+           "to decode photos now; see `Retry-After`",
 }
 
 
@@ -61,13 +65,26 @@ def _text(schema_class: type, name: str) -> dict[str, Any]:
     return schema_class().fields[name].json_schema()
 
 
-def _attributes(review_types: tuple[str, ...], rated: bool) -> dict[str, Any]:
+def _items(schema_class: type, name: str) -> dict[str, int]:
+    """minItems/maxItems of a list field, from its Length validator."""
+    bounds: dict[str, int] = {}
+    for validator in schema_class._declared_fields[name].validators:
+        if isinstance(validator, Length):
+            if validator.min is not None:
+                bounds["minItems"] = validator.min
+            if validator.max is not None:
+                bounds["maxItems"] = validator.max
+    return bounds
+
+
+def _attributes(review_types: tuple[str, ...], rated: bool, max_photos: int
+                ) -> dict[str, Any]:
     product = _object({"external_id": _text(ProductSchema, "external_id"),
                        "integration_key": {"type": "string", "enum": list(INTEGRATIONS)}},
                       ["external_id", "integration_key"])
     question = _object({
         "id": _text(CustomQuestionSchema, "id"),
-        "answers": {"type": "array", "minItems": 1, "maxItems": 10,
+        "answers": {"type": "array", **_items(CustomQuestionSchema, "answers"),
                     "items": CustomQuestionSchema().fields["answers"].inner.json_schema()},
     }, ["id", "answers"])
     rating = {"type": "integer", "enum": [1, 2, 3, 4, 5]}
@@ -81,9 +98,11 @@ def _attributes(review_types: tuple[str, ...], rated: bool) -> dict[str, Any]:
         "rating": rating if rated else {"type": "integer", "nullable": True, "enum": [None]},
         "incentive_type": _nullable({"type": "string", "enum": list(INCENTIVE_TYPES)}),
         "product": _nullable(product),
-        "custom_questions": _nullable({"type": "array", "maxItems": 20, "items": question}),
+        "custom_questions": _nullable({"type": "array", **_items(AttributesSchema,
+                                                                 "custom_questions"),
+                                       "items": question}),
         "images": _nullable({
-            "type": "array", "maxItems": current_app.config["WIDGET_MAX_PHOTOS"],
+            "type": "array", "maxItems": max_photos,
             "items": {"type": "string", "maxLength": MAX_URL_CHARS, "pattern": URL_PATTERN},
             "description": "https URLs (never fetched by us), or base64 data-URIs of JPEG, "
                            "PNG or WebP photos, which are decoded and re-encoded.",
@@ -93,13 +112,13 @@ def _attributes(review_types: tuple[str, ...], rated: bool) -> dict[str, Any]:
     return _object(properties, required)
 
 
-def review_create() -> dict[str, Any]:
+def review_create(max_photos: int) -> dict[str, Any]:
     order = _object({"type": {"type": "string", "enum": ["order"]},
                      "id": _text(OrderDataSchema, "id")}, ["type", "id"])
     resource = _object({
         "type": {"type": "string", "enum": ["review"]},
-        "attributes": {"oneOf": [_attributes(("question",), rated=False),
-                                 _attributes(RATED_TYPES, rated=True)]},
+        "attributes": {"oneOf": [_attributes(("question",), False, max_photos),
+                                 _attributes(RATED_TYPES, True, max_photos)]},
         "relationships": _object({"order": _object({"data": order}, ["data"])}, ["order"]),
     }, ["type", "attributes"])
     return _object({"data": resource}, ["data"])
@@ -132,21 +151,22 @@ def _error(description: str) -> dict[str, Any]:
             "#/components/schemas/Errors"}}}}
 
 
-def build() -> dict[str, Any]:
+def build(config: Any) -> dict[str, Any]:
+    """The description for this configuration (public key, photo count, revision)."""
     spec = APISpec(title="Klaviyo review widget", version="1", openapi_version="3.0.3",
                    info={"description": "Drop-in compatible with Klaviyo's "
                                         "create_client_review (revision "
-                                        f"{current_app.config['KLAVIYO_REVISION']})."})
-    spec.components.schema("ReviewCreate", review_create())
+                                        f"{config['KLAVIYO_REVISION']})."})
+    spec.components.schema("ReviewCreate", review_create(config["WIDGET_MAX_PHOTOS"]))
     spec.components.schema("Submission", SUBMISSION)
     spec.components.schema("Errors", ERRORS)
     spec.components.schema("Health", HEALTH)
     parameters = []
-    if current_app.config["KLAVIYO_PUBLIC_KEY"]:
+    if config["KLAVIYO_PUBLIC_KEY"]:
         parameters.append({
             "name": "company_id", "in": "query", "required": False,
             "description": "Optional; when given it must be this service's public key.",
-            "schema": {"type": "string", "enum": [current_app.config["KLAVIYO_PUBLIC_KEY"]]},
+            "schema": {"type": "string", "enum": [config["KLAVIYO_PUBLIC_KEY"]]},
         })
     body = {"$ref": "#/components/schemas/ReviewCreate"}
     spec.path("/client/reviews", operations={"post": {
@@ -177,7 +197,10 @@ def build() -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    document = current_app.extensions.get("openapi")
-    if document is None:
-        document = current_app.extensions["openapi"] = build()
-    return jsonify(document)
+    return jsonify(current_app.extensions["openapi"])
+
+
+def init_app(app: Flask) -> None:
+    """Describe the API once, for this configuration, and serve it."""
+    app.extensions["openapi"] = build(app.config)
+    app.register_blueprint(bp)

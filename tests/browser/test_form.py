@@ -321,3 +321,63 @@ def test_fields_marked_with_data_header_travel_as_request_headers(page, app, liv
     assert sent.value.headers["x-review-token"].count(".") == 2  # the form's signed token
     assert "x-review-honeypot" not in sent.value.headers  # empty, so not sent
     assert sent.value.headers["content-type"] == "application/vnd.api+json"
+
+
+def test_a_send_that_gets_no_answer_gives_up_with_a_readable_message_and_keeps_the_review(
+        page, make_app, live_server, fake_klaviyo):
+    server = live_server(make_app(WIDGET_SENDER="thread"))
+    open_form(page, server)
+    page.evaluate("document.getElementById('kr-form').dataset.timeout = '1'")
+    held = []
+    page.route("**/client/reviews", lambda route: held.append(route))  # never answered
+    fill_review(page)
+    page.click("#kr-submit")
+    page.locator("#kr-summary").get_by_text("the service took too long to answer").wait_for(
+        timeout=10_000)
+    assert page.input_value("#kr-content") == "Great fit."
+    assert page.locator("#kr-submit").is_enabled()
+    page.unroute("**/client/reviews")
+    page.click("#kr-submit")
+    page.get_by_text(THANKS).wait_for()
+    assert len(fake_klaviyo.wait_for_reviews(1, timeout=5)) == 1
+
+
+def test_an_old_form_token_is_renewed_before_sending_and_what_was_typed_stays(
+        page, make_app, live_server, fake_klaviyo):
+    app = make_app(WIDGET_SENDER="thread", WIDGET_TOKEN_MAX_AGE_SECONDS=4,
+                   WIDGET_TOKEN_MIN_SECONDS=2)
+    server = live_server(app)
+    open_form(page, server)
+    first = page.input_value("input[name=form_token]")
+    fill_review(page, content="Typed slowly, over more than the token's lifetime.")
+    page.wait_for_timeout(4500)  # the page's token has expired meanwhile
+    renewals = []
+    page.on("request", lambda r: renewals.append(r.url) if "/embed/token" in r.url else None)
+    page.click("#kr-submit")
+    page.get_by_text(THANKS).wait_for()
+    assert len(renewals) == 1 and "product_id=42" in renewals[0]
+    assert page.input_value("input[name=form_token]") != first
+    [review] = fake_klaviyo.wait_for_reviews(1, timeout=5)
+    assert review["data"]["attributes"]["content"].startswith("Typed slowly")
+
+
+def test_a_used_up_token_is_renewed_once_and_the_review_sent_again(
+        page, make_app, live_server, fake_klaviyo):
+    server = live_server(make_app(WIDGET_SENDER="thread"))
+    open_form(page, server)
+    answered = []
+
+    def used_up_once(route):
+        if answered:
+            return route.continue_()
+        answered.append(route.request.headers["x-review-token"])
+        route.fulfill(status=403, content_type="application/vnd.api+json", body=json.dumps(
+            {"errors": [{"status": "403", "code": "token_used_up", "title": "Used up",
+                         "detail": "Reload the form."}]}))
+
+    page.route("**/client/reviews", used_up_once)
+    fill_review(page)
+    page.click("#kr-submit")
+    page.get_by_text(THANKS).wait_for()
+    assert len(fake_klaviyo.wait_for_reviews(1, timeout=5)) == 1
+    assert page.input_value("input[name=form_token]") != answered[0]

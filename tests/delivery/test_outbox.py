@@ -7,7 +7,14 @@ from datetime import timedelta
 
 import pytest
 
-from widget.delivery.outbox import IdempotencyConflict, Outbox, connect, engine_url, utcnow
+from widget.delivery.outbox import (
+    IdempotencyConflict,
+    Outbox,
+    RepeatConflict,
+    connect,
+    engine_url,
+    utcnow,
+)
 
 
 @pytest.fixture
@@ -138,26 +145,53 @@ def test_concurrent_puts_share_transactions_and_every_row_is_stored(outbox):
     assert outbox._commits.batches < 30
 
 
+def repeat(fingerprint, content, since):
+    return dict(fingerprint=fingerprint, content_digest=content, duplicate_since=since)
+
+
 def test_the_same_review_twice_in_one_batch_is_stored_once(outbox):
     since = utcnow() - timedelta(days=1)
-    batch = pending_rows(outbox, ((b"1",), dict(fingerprint="same", duplicate_since=since)),
-                         ((b"2",), dict(fingerprint="same", duplicate_since=since)),
-                         ((b"3",), dict(fingerprint="other", duplicate_since=since)))
+    batch = pending_rows(outbox, ((b"1",), repeat("same", "c1", since)),
+                         ((b"1",), repeat("same", "c1", since)),
+                         ((b"3",), repeat("other", "c3", since)))
     outbox._put_batch(batch)
     first, second, third = (pending.result for pending in batch)
-    assert second.id == first.id and second.replayed and not first.replayed
+    assert second.id == first.id and second.outcome == "repeat" and first.outcome == "stored"
+    assert not second.replayed  # Idempotent-Replayed is for Idempotency-Key replays only
     assert third.id != first.id
     assert outbox.counts()["queued"] == 2
 
 
+def test_the_same_text_with_other_details_in_one_batch_is_a_conflict(outbox):
+    since = utcnow() - timedelta(days=1)
+    batch = pending_rows(outbox, ((b"1",), repeat("same", "c1", since)),
+                         ((b"2",), repeat("same", "c2", since)))
+    outbox._put_batch(batch)
+    assert isinstance(batch[1].error, RepeatConflict)
+    assert batch[1].error.earlier.id == batch[0].result.id
+    assert outbox.counts()["queued"] == 1
+
+
 def test_a_batch_answers_a_review_stored_earlier_instead_of_storing_it_again(outbox):
     since = utcnow() - timedelta(days=1)
-    earlier = outbox.put(b"1", fingerprint="same", duplicate_since=since)
-    batch = pending_rows(outbox, ((b"1",), dict(fingerprint="same", duplicate_since=since)),
-                         ((b"2",), dict(fingerprint="new", duplicate_since=since)))
+    earlier = outbox.put(b"1", **repeat("same", "c1", since))
+    batch = pending_rows(outbox, ((b"1",), repeat("same", "c1", since)),
+                         ((b"2",), repeat("new", "c2", since)),
+                         ((b"3",), repeat("same", "c3", since)))
     outbox._put_batch(batch)
-    assert batch[0].result.id == earlier.id and batch[0].result.replayed
+    assert batch[0].result.id == earlier.id and batch[0].result.outcome == "repeat"
+    assert isinstance(batch[2].error, RepeatConflict) and batch[2].error.earlier.id == earlier.id
     assert outbox.counts()["queued"] == 2
+
+
+def test_one_put_of_the_same_text_with_other_details_is_a_conflict(outbox):
+    since = utcnow() - timedelta(days=1)
+    earlier = outbox.put(b"1", **repeat("same", "c1", since))
+    assert outbox.put(b"1", **repeat("same", "c1", since)).id == earlier.id
+    with pytest.raises(RepeatConflict) as conflict:
+        outbox.put(b"2", **repeat("same", "c2", since))
+    assert conflict.value.earlier.id == earlier.id
+    assert outbox.counts()["queued"] == 1
 
 
 def test_one_idempotency_key_twice_in_a_batch_replays_or_conflicts(outbox):

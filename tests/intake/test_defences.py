@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
-from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from tests.reviews import review_body
-from widget.intake.defences import TOKEN_SALT
+from tests.reviews import form_token, review_body
 
 JSONAPI = "application/vnd.api+json"
 
 
 def token_from(seconds_ago: float, secret: str = "test-secret") -> str:
     """A form token as if the form had been rendered `seconds_ago`."""
-
-    class Signer(TimestampSigner):
-        def get_timestamp(self) -> int:
-            return int(time.time() - seconds_ago)
-
-    return URLSafeTimedSerializer(secret, salt=TOKEN_SALT, signer=Signer).dumps({"n": "x"})
+    return form_token(seconds_ago=seconds_ago, secret=secret)
 
 
 def post(client, body=None, headers=None, **kwargs):
@@ -148,7 +140,7 @@ def test_backlog_ceiling_answers_503_with_retry_after(make_app):
     app = make_app(WIDGET_BACKLOG_LIMIT=2)
     client = app.test_client()
     assert [post(client, review_body(content=f"R{i}")).status_code for i in range(2)] == [202] * 2
-    app.extensions.pop("backlog", None)  # forget the counted backlog, as 2 s later
+    app.extensions["backlog"].counted = None  # forget the counted backlog, as 2 s later
     response = post(client, review_body(content="R3"))
     assert error_code(response, 503) == "backlog_full"
     assert response.headers["Retry-After"] == "60"
@@ -156,10 +148,14 @@ def test_backlog_ceiling_answers_503_with_retry_after(make_app):
 
 def test_the_same_review_sent_again_within_a_day_gets_the_first_id(app, client):
     first = post(client)
-    again = post(client, review_body(content="  lovely SHIRT, true to size. "))
+    again = post(client)
     assert again.status_code == 202
     assert again.get_json()["data"]["id"] == first.get_json()["data"]["id"]
+    assert "Idempotent-Replayed" not in again.headers
     assert app.extensions["outbox"].counts()["queued"] == 1
+    retyped = post(client, review_body(content="  lovely SHIRT, true to size. "))
+    assert error_code(retyped, 409) == "review_already_sent"
+    assert first.get_json()["data"]["id"] in retyped.get_json()["errors"][0]["detail"]
     other_product = review_body(product={"external_id": "2", "integration_key": "shopify"})
     assert post(client, other_product).get_json()["data"]["id"] != first.get_json()["data"]["id"]
 

@@ -11,15 +11,14 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as settings_of
 from hypothesis import strategies as st
-from itsdangerous import URLSafeTimedSerializer
 from PIL import Image
 from werkzeug.datastructures import MultiDict
 
-from tests.reviews import decode_data_uri, image_bytes
+from tests.reviews import decode_data_uri, form_token, image_bytes
 from widget import create_app, i18n
 from widget.config import ConfigError
 from widget.intake import defences
-from widget.intake import form as embed
+from widget.intake import pages as embed
 from widget.intake.schemas import INTEGRATIONS
 
 QUESTIONS = [
@@ -36,15 +35,15 @@ def settings(settings):
     return {**settings, "WIDGET_OPEN_API": False, "WIDGET_TOKEN_MIN_SECONDS": 0}
 
 
-def form_token(secret="test-secret"):
-    """What GET /embed puts in the form (settings' SECRET_KEY)."""
-    return URLSafeTimedSerializer(secret, salt=defences.TOKEN_SALT).dumps({"n": "test"})
+def token(product="shopify:42", secret="test-secret"):
+    """What GET /embed puts in the form of product 42 (settings' SECRET_KEY)."""
+    return form_token(product, secret=secret)
 
 
 def form(**fields):
     base = {"review_type": "review", "rating": "5", "content": "Great fit.", "author": "Ann",
             "email": "ann@example.com", "product_id": "42", "integration": "shopify",
-            "idempotency_key": "k" * 32, "form_token": form_token()}
+            "idempotency_key": "k" * 32, "form_token": token()}
     base.update(fields)
     return {key: value for key, value in base.items() if value is not None}
 
@@ -351,3 +350,29 @@ def test_each_form_page_has_its_own_key_and_token_and_the_product_it_was_asked_f
     assert token.search(first).group(1) != token.search(second).group(1)
     assert "<h1>Shirt &lt;b&gt;</h1>" in first and "<h1>Socks</h1>" in second
     assert 'name="product_id" value="2"' in second and "\ue000" not in second
+
+
+def test_the_merchants_questions_hold_for_a_form_posted_without_javascript(make_app):
+    app = make_app(WIDGET_CUSTOM_QUESTIONS=json.dumps(QUESTIONS))
+    client = app.test_client()
+    page = client.post("/embed", data=form(**{"q.fit": "Enormous", "q.use": "Hiking"}))
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422
+    assert re.search(r'id="kr-err-q0">Answer this question\.', html)
+    assert "Hiking" in html
+    missing = client.post("/embed", data=form(**{"q.use": "Hiking"}))
+    assert missing.status_code == 422
+    assert re.search(r'id="kr-err-questions">Answer this question\.', missing.text)
+    unknown = client.post("/embed", data=form(**{"q.fit": "Small", "q.colour": "red"}))
+    assert unknown.status_code == 422
+    assert queued_bodies(app) == []
+
+
+def test_a_refused_form_comes_back_with_a_fresh_token_for_the_same_product(app):
+    sent = token()
+    page = app.test_client().post("/embed", data=form(email="nope", form_token=sent))
+    fresh = re.search(r'name="form_token" value="([^"]+)"', page.text)[1]
+    assert page.status_code == 422 and fresh != sent
+    with app.test_request_context():
+        claims = defences.check_token(fresh, required=True)
+    assert claims.product == "shopify:42"

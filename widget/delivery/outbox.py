@@ -36,7 +36,6 @@ from sqlalchemy import (
     event,
     func,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -104,16 +103,42 @@ class IdempotencyConflict(Exception):
     """The Idempotency-Key was used before for a different body."""
 
 
+class OutboxFull(Exception):
+    """The outbox's disk has too little room left for the next reviews."""
+
+    def __init__(self, free: int, needed: int) -> None:
+        super().__init__(f"{free / 1e6:.1f} MB free on the outbox's disk, "
+                         f"{needed / 1e6:.0f} MB needed")
+        self.free, self.needed = free, needed
+
+
+class RepeatConflict(Exception):
+    """The same email, product and text were stored before with other details."""
+
+    def __init__(self, earlier: Submission) -> None:
+        super().__init__(earlier.id)
+        self.earlier = earlier
+
+
 @dataclass(frozen=True)
 class Submission:
+    """A row of the outbox. `outcome` says how a put() answered: "stored" (a new row),
+    "replayed" (the first row of its Idempotency-Key) or "repeat" (the same review, stored
+    earlier)."""
+
     id: str
     body: str
     state: str
     attempts: int
     created_at: datetime
     possible_duplicate: bool
-    replayed: bool = False
+    outcome: str = "stored"
     requeued_at: datetime | None = None
+    content_digest: str | None = None
+
+    @property
+    def replayed(self) -> bool:
+        return self.outcome == "replayed"
 
     @property
     def age_from(self) -> datetime:
@@ -182,11 +207,13 @@ class Outbox:
 
     def put(self, body: bytes, idempotency_key: str | None = None,
             digest: str | None = None, fingerprint: str | None = None,
+            content_digest: str | None = None,
             duplicate_since: datetime | None = None) -> Submission:
         """Store a submission durably. `digest` identifies the request an Idempotency-Key
         was first used with; a replay of the key answers the first submission. With
-        `duplicate_since`, a submission of the same fingerprint made since then is answered
-        instead of storing this one (looked up in the same transaction as the insert).
+        `duplicate_since`, a submission of the same fingerprint made since then answers
+        instead of storing this one when its `content_digest` is the same, and raises
+        RepeatConflict when it is not (looked up in the same transaction as the insert).
 
         Submissions that arrive together are committed together (widget/delivery/commits.py)."""
         now = utcnow()
@@ -200,6 +227,7 @@ class Outbox:
             "idempotency_key": idempotency_key,
             "request_hash": digest or request_hash(body),
             "fingerprint": fingerprint,
+            "content_digest": content_digest,
             "created_at": now,
             "updated_at": now,
         }
@@ -236,7 +264,7 @@ class Outbox:
                 if new.duplicate_since is not None:
                     earlier = _first_since(conn, row["fingerprint"], new.duplicate_since)
                     if earlier is not None:
-                        return earlier
+                        return _repeat(earlier, row)
                 conn.execute(submissions.insert(), row)
         except IntegrityError:
             # Two requests with the same key raced; the one that committed first wins.
@@ -258,7 +286,12 @@ class Outbox:
             return None
         if row["request_hash"] != digest:
             raise IdempotencyConflict(key)
-        return _submission(row, replayed=True)
+        return _submission(row, outcome="replayed")
+
+    def find_repeat(self, fingerprint: str, since: datetime) -> Submission | None:
+        """The first submission of this fingerprint stored since then, if any."""
+        with self.engine.connect() as conn:
+            return _first_since(conn, fingerprint, since)
 
     def claim_due(self) -> Submission | None:
         """Take the next due row for sending, or None when nothing is due."""
@@ -394,9 +427,25 @@ class Outbox:
             )
         return result.rowcount
 
-    def ping(self) -> None:
-        with self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+    def check_writable(self, room_bytes: int) -> None:
+        """Raise unless the outbox takes a write now: one row of `outbox_health` is written
+        and committed as a review would be (down, read-only or full raise SQLAlchemyError).
+        On a SQLite file, OutboxFull when its disk has less than `room_bytes` free."""
+        now = utcnow()
+        try:
+            with self._writing() as conn:
+                written = conn.execute(update(outbox_health).where(outbox_health.c.id == 1)
+                                       .values(checked_at=now)).rowcount
+                if not written:
+                    conn.execute(outbox_health.insert(), {"id": 1, "checked_at": now})
+        except IntegrityError:
+            pass  # another process wrote the first row at the same moment: a write happened
+        path = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if path and path != ":memory:":
+            disk = os.statvfs(os.path.dirname(os.path.abspath(path)))
+            free = disk.f_bavail * disk.f_frsize
+            if free < room_bytes:
+                raise OutboxFull(free, room_bytes)
 
 
 # Built once: a statement's construction costs more than its execution on SQLite.
@@ -415,7 +464,14 @@ def _first_since(conn: Connection, fingerprint: str, since: datetime) -> Submiss
         select(t).where(t.c.fingerprint == fingerprint, t.c.created_at >= since)
         .order_by(t.c.created_at).limit(1)
     ).mappings().first()
-    return _submission(row, replayed=True) if row else None
+    return _submission(row, outcome="repeat") if row else None
+
+
+def _repeat(earlier: Submission, row: dict[str, Any]) -> Submission:
+    """The earlier submission when `row` sends the same, else RepeatConflict."""
+    if earlier.content_digest is not None and earlier.content_digest == row["content_digest"]:
+        return earlier
+    raise RepeatConflict(earlier)
 
 
 def _insert_many(conn: Connection, batch: list[NewRow]) -> list[Submission | Exception]:
@@ -437,14 +493,17 @@ def _insert_many(conn: Connection, batch: list[NewRow]) -> list[Submission | Exc
         row, key = new.row, new.row["idempotency_key"]
         if key is not None and key in by_key:
             first = by_key[key]
-            outcomes.append(_stored(first, replayed=True)
+            outcomes.append(_stored(first, outcome="replayed")
                             if first["request_hash"] == row["request_hash"]
                             else IdempotencyConflict(key))
             continue
         same = [r for r in earlier.get(row["fingerprint"], ())
                 if new.duplicate_since is not None and r["created_at"] >= new.duplicate_since]
         if same:
-            outcomes.append(_submission(same[0], replayed=True))
+            try:
+                outcomes.append(_repeat(_submission(same[0], outcome="repeat"), row))
+            except RepeatConflict as conflict:
+                outcomes.append(conflict)
             continue
         if new.duplicate_since is not None:
             earlier.setdefault(row["fingerprint"], []).append(row)
@@ -457,16 +516,17 @@ def _insert_many(conn: Connection, batch: list[NewRow]) -> list[Submission | Exc
     return outcomes
 
 
-def _stored(row: dict[str, Any], replayed: bool = False) -> Submission:
+def _stored(row: dict[str, Any], outcome: str = "stored") -> Submission:
     return Submission(row["id"], row["body"], "queued", 0, row["created_at"], False,
-                      replayed=replayed)
+                      outcome=outcome, content_digest=row["content_digest"])
 
 
-def _submission(row: Any, replayed: bool = False) -> Submission:
+def _submission(row: Any, outcome: str = "stored") -> Submission:
     return Submission(
         id=row["id"], body=row["body"], state=row["state"], attempts=row["attempts"],
         created_at=row["created_at"], possible_duplicate=bool(row["possible_duplicate"]),
-        replayed=replayed, requeued_at=row.get("requeued_at"),
+        outcome=outcome, requeued_at=row.get("requeued_at"),
+        content_digest=row.get("content_digest"),
     )
 
 

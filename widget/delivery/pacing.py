@@ -25,11 +25,15 @@ import math
 import threading
 import time
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
+from flask import Flask, current_app
 from limits import RateLimitItem, parse_many
 from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+
+from widget.delivery.outbox import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -163,3 +167,21 @@ class Pacer:
         self.storage.clear(self.pause_key)
         self._local_pause_until = 0.0
         self._hold_until = 0.0
+
+
+def init_app(app: Flask) -> None:
+    """This process's pacer. A per-process (memory://) budget starts from the calls the
+    outbox shows in the last longest window, so a restart cannot start a fresh minute on
+    top of a spent one."""
+    config = app.config
+    pacer = Pacer(config["RATELIMIT_STORAGE_URI"], config["SENDER_RATE_LIMITS"],
+                  key_prefix=config["RATELIMIT_KEY_PREFIX"],
+                  storage_options=config["RATELIMIT_STORAGE_OPTIONS"])
+    if config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
+        since = utcnow() - timedelta(seconds=pacer.longest_window)
+        pacer.seed(app.extensions["outbox"].touched_since(since))
+    app.extensions["pacer"] = pacer
+
+
+def current() -> Pacer:
+    return current_app.extensions["pacer"]

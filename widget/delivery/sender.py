@@ -199,15 +199,9 @@ class Sender:
 
 
 def init_app(app: Flask) -> None:
-    """Make the pacer and this process's sender; start its thread when WIDGET_SENDER=thread."""
-    pacer = Pacer(app.config["RATELIMIT_STORAGE_URI"], app.config["SENDER_RATE_LIMITS"],
-                  key_prefix=app.config["RATELIMIT_KEY_PREFIX"],
-                  storage_options=app.config["RATELIMIT_STORAGE_OPTIONS"])
-    sender = Sender(app.config, app.extensions["outbox"], pacer)
-    if app.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
-        since = utcnow() - timedelta(seconds=pacer.longest_window)
-        pacer.seed(app.extensions["outbox"].touched_since(since))
-    app.extensions["pacer"] = pacer
+    """This process's sender (on the outbox and the pacer); its thread runs when
+    WIDGET_SENDER=thread."""
+    sender = Sender(app.config, app.extensions["outbox"], app.extensions["pacer"])
     app.extensions["sender"] = sender
     if app.config["WIDGET_SENDER"] == "thread" and not _in_cli_command():
         sender.start()

@@ -1,8 +1,10 @@
 """Who may post a review, and how often: form tokens, honeypot, Origin, backlog, email limits.
 
 - The widget's form carries a signed, time-limited token (itsdangerous) issued when the form
-  is rendered: a post needs it unless WIDGET_OPEN_API is on, and it must be at least
-  WIDGET_TOKEN_MIN_SECONDS old (people take that long to write a review; scripts do not).
+  is rendered: a post needs it unless WIDGET_OPEN_API is on, and its form must have been
+  shown at least WIDGET_TOKEN_MIN_SECONDS before (people take that long to write a review;
+  scripts do not). It is good for the product it was issued for and for
+  WIDGET_TOKEN_MAX_POSTS posts; the form's script renews it before it expires.
 - A honeypot field, invisible to people, must stay empty.
 - A browser post (it carries `Origin`) must come from this service or an allowed storefront.
 - The outbox may only grow so far beyond what Klaviyo can take (a backlog ceiling), and one
@@ -13,17 +15,21 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import logging
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from limits import parse_many
+from limits import RateLimitItem, RateLimitItemPerSecond, parse_many
 
 from widget.delivery import outbox
 from widget.errors import ApiError
 from widget.extensions import limiter
+
+log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "X-Review-Token"
 HONEYPOT_HEADER = "X-Review-Honeypot"
@@ -36,17 +42,58 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=TOKEN_SALT)
 
 
-def issue_token() -> str:
-    """A token for one rendering of the form."""
-    return _serializer().dumps({"n": secrets.token_urlsafe(8)})
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a valid form token says: its own id (uses are counted by it), the product it
+    was issued for ("" for a store review), and when its form was first shown."""
+
+    nonce: str
+    product: str
+    first_shown: float
+
+
+def product_key(integration: str | None, external_id: str | None) -> str:
+    """How a token names its product: "shopify:123", or "" for none (a store review)."""
+    return f"{integration}:{external_id}" if external_id else ""
+
+
+def issue_token(product: str, first_shown: float | None = None) -> str:
+    """A token for one rendering of the form of `product` (see product_key)."""
+    return _serializer().dumps({"n": secrets.token_urlsafe(8), "p": product,
+                                "t0": int(first_shown if first_shown is not None
+                                          else time.time())})
+
+
+def renew_token(old: str | None, product: str) -> str:
+    """A fresh token for the same form: it keeps the time the form was first shown when the
+    old token is ours and of this product (so renewing never makes a post "too fast"),
+    whatever its age (a tab left open for days keeps what was typed)."""
+    try:
+        claims = _claims(*_serializer().loads(old or "", return_timestamp=True))
+    except BadSignature:
+        claims = None
+    if claims is None or claims.product != product:
+        return issue_token(product)
+    return issue_token(product, claims.first_shown)
+
+
+def _claims(payload: Any, signed: Any) -> TokenClaims | None:
+    if not isinstance(payload, dict) or not isinstance(payload.get("n"), str):
+        return None
+    product = payload.get("p")
+    first = payload.get("t0", signed.timestamp())
+    if not isinstance(product, str) or not isinstance(first, int | float):
+        return None
+    return TokenClaims(payload["n"], product, float(first))
 
 
 def refuse(code: str, title: str, detail: str, **kwargs: Any) -> ApiError:
     return ApiError.one(403, code, title, detail, **kwargs)
 
 
-def check_token(token: str | None, *, required: bool) -> None:
-    """Refuse a missing (when required), forged, expired or too-quick form token."""
+def check_token(token: str | None, *, required: bool) -> TokenClaims | None:
+    """Refuse a missing (when required), forged, expired, too-quick or used-up form token;
+    the claims of a good one (None when there is none and none is required)."""
     if not token:
         if required:
             raise refuse(
@@ -55,26 +102,55 @@ def check_token(token: str | None, *, required: bool) -> None:
                 "again. (Other clients need WIDGET_OPEN_API=true on this service.)",
                 parameter=TOKEN_HEADER,
             )
-        return
+        return None
     config = current_app.config
     try:
-        _, issued = _serializer().loads(
-            token, max_age=config["WIDGET_TOKEN_MAX_AGE_SECONDS"], return_timestamp=True
-        )
+        claims = _claims(*_serializer().loads(
+            token, max_age=config["WIDGET_TOKEN_MAX_AGE_SECONDS"], return_timestamp=True))
     except SignatureExpired:
         raise refuse("token_expired", "Form expired",
                      "The form was open too long: reload it and send the review again.",
                      parameter=TOKEN_HEADER) from None
     except BadSignature:
+        claims = None
+    if claims is None:
         raise refuse("token_invalid", "Invalid form token",
                      "The form token is not one this service issued: reload the form.",
-                     parameter=TOKEN_HEADER) from None
-    waited = time.time() - issued.timestamp()
+                     parameter=TOKEN_HEADER)
+    waited = time.time() - claims.first_shown
     if waited < config["WIDGET_TOKEN_MIN_SECONDS"]:
         raise refuse("too_fast", "Sent too quickly",
                      f"The form was sent {waited:.0f} s after it was opened; that is faster "
                      "than a person writes. Wait a moment and send it again.",
                      parameter=TOKEN_HEADER)
+    count_token_use(claims)
+    return claims
+
+
+def count_token_use(claims: TokenClaims) -> None:
+    """A token is good for WIDGET_TOKEN_MAX_POSTS posts, counted in the limits storage for
+    as long as the token lives."""
+    config = current_app.config
+    if not config["RATELIMIT_ENABLED"]:
+        return
+    item = RateLimitItemPerSecond(config["WIDGET_TOKEN_MAX_POSTS"],
+                                  config["WIDGET_TOKEN_MAX_AGE_SECONDS"])
+    if not _limit("hit", item, "form-token", claims.nonce):
+        raise refuse("token_used_up", "Form sent too often",
+                     f"This form was sent {item.amount} times already: reload it to send "
+                     "another review.", parameter=TOKEN_HEADER)
+
+
+def check_token_product(claims: TokenClaims | None, review: dict[str, Any]) -> None:
+    """A form token is good for the product its form was shown for, and no other."""
+    if claims is None:
+        return
+    product = review["data"]["attributes"].get("product") or {}
+    sent = product_key(product.get("integration_key"), product.get("external_id"))
+    if sent != claims.product:
+        raise refuse("token_wrong_product", "Form of another product",
+                     "This form was shown for another product: reload the form of the "
+                     "product you review.", pointer="/data/attributes/product")
 
 
 def check_honeypot(value: str | None) -> None:
@@ -117,31 +193,39 @@ def check_origin() -> None:
                      "WIDGET_FRAME_ANCESTORS.", parameter="Origin")
 
 
-def check_backlog() -> None:
-    """503 with Retry-After when the outbox holds more than Klaviyo can take for a while."""
-    ceiling = current_app.config["WIDGET_BACKLOG_LIMIT"]
-    cached = current_app.extensions.get("backlog")
-    now = time.monotonic()
-    if cached is None or now - cached[0] > BACKLOG_CACHE_SECONDS:
-        cached = (now, outbox.current().counts()["queued"])
-        current_app.extensions["backlog"] = cached
-    if cached[1] >= ceiling:
-        raise ApiError.one(
-            503, "backlog_full", "Too many reviews waiting",
-            "More reviews are waiting for Klaviyo than it can take soon; try again later.",
-            headers={"Retry-After": "60"},
-        )
+class Backlog:
+    """503 with Retry-After when the outbox holds more than Klaviyo can take for a while.
+    The count is reused for BACKLOG_CACHE_SECONDS: counting on every post costs a query."""
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = ceiling
+        self.counted: tuple[float, int] | None = None  # (monotonic time, queued rows)
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if self.counted is None or now - self.counted[0] > BACKLOG_CACHE_SECONDS:
+            self.counted = (now, outbox.current().counts()["queued"])
+        if self.counted[1] >= self.ceiling:
+            raise ApiError.one(
+                503, "backlog_full", "Too many reviews waiting",
+                "More reviews are waiting for Klaviyo than it can take soon; try again later.",
+                headers={"Retry-After": "60"},
+            )
+
+
+def _email_key(email: str) -> str:
+    return hashlib.sha256(email.lower().encode()).hexdigest()[:32]  # no address in storage
 
 
 def check_email_limit(email: str) -> None:
-    """One address may only post so often (WIDGET_EMAIL_LIMIT), whatever its IP."""
+    """One address may only send so many stored reviews (WIDGET_EMAIL_LIMIT), whatever its
+    IP. Only looks: count_email() counts a review once it is stored."""
     if not current_app.config["RATELIMIT_ENABLED"]:
         return
-    key = hashlib.sha256(email.lower().encode()).hexdigest()[:32]  # no address in storage
-    strategy = limiter.limiter
     for item in parse_many(current_app.config["WIDGET_EMAIL_LIMIT"]):
-        if not strategy.hit(item, "email", key):
-            reset = strategy.get_window_stats(item, "email", key).reset_time
+        if not _limit("test", item, "email", _email_key(email)):
+            stats = _limit("get_window_stats", item, "email", _email_key(email))
+            reset = stats.reset_time if stats is not True else time.time() + 60
             raise ApiError.one(
                 429, "throttled", "Too many reviews from this address",
                 f"This email address has sent {item.amount} reviews recently; try again "
@@ -149,6 +233,27 @@ def check_email_limit(email: str) -> None:
                 pointer="/data/attributes/email",
                 headers={"Retry-After": str(max(1, int(reset - time.time()) + 1))},
             )
+
+
+def count_email(email: str) -> None:
+    """Count one stored review against its address."""
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return
+    for item in parse_many(current_app.config["WIDGET_EMAIL_LIMIT"]):
+        _limit("hit", item, "email", _email_key(email))
+
+
+def _limit(method: str, item: RateLimitItem, *identifiers: str) -> Any:
+    """A call to the web limits' strategy under this deployment's key prefix. When the
+    storage fails (Redis down), the answer is True ("allowed") and the log says so:
+    reviews are still taken, as flask-limiter's own limits fall back to memory."""
+    try:
+        return getattr(limiter.limiter, method)(
+            item, current_app.config["RATELIMIT_KEY_PREFIX"], *identifiers)
+    except Exception as error:  # each storage raises its own driver's errors
+        log.warning("limits storage failed (%s): %s not counted", type(error).__name__,
+                    identifiers[0])
+        return True
 
 
 def fingerprint(review: dict[str, Any]) -> str:

@@ -1,92 +1,63 @@
-"""The shopper's side: the form (`/embed`), its no-JavaScript post, the loader, the demo page."""
+"""The shopper's side: the form (`/embed`), its no-JavaScript post, token renewal, the loader,
+the theme and the demo page."""
 
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import re
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, render_template, request
-from markupsafe import escape
-from marshmallow import EXCLUDE, Schema, ValidationError, fields
-from marshmallow.validate import Length, OneOf
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, render_template, request
+from gunicorn.http.errors import ParseException
+from marshmallow import ValidationError
 from werkzeug.datastructures import FileStorage, MultiDict
-from werkzeug.exceptions import TooManyRequests
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, TooManyRequests
+from werkzeug.formparser import FormDataParser
 
 from widget import assets, i18n
 from widget.cache import ReadCache
 from widget.config import ConfigError
 from widget.delivery.outbox import request_hash
-from widget.errors import ApiError, pointers
-from widget.extensions import limiter
-from widget.intake import defences, questions
-from widget.intake.api import BODY_TARGET_SHARE, accept, submit_limit
-from widget.intake.schemas import INCENTIVE_TYPES, INTEGRATIONS, serialise
+from widget.errors import ApiError, from_validation, log_refusal, pointers
+from widget.intake import defences, questions, submissions
+from widget.intake.api import submissions_limit
+from widget.intake.pages import (
+    SetupError,
+    blank_form,
+    context_from,
+    product_of,
+    render_form,
+    render_page,
+    strings,
+)
+from widget.intake.schemas import QUESTION_FIELD, ReviewForm, serialise
+from widget.intake.submissions import Arrival, Body
 from widget.security import frameable
 
 bp = Blueprint("form", __name__)
+log = logging.getLogger(__name__)
 Page = tuple[str, int, dict[str, str]]  # body, status, headers
 
 # The form's anti-abuse fields (widget/intake/defences.py); the script sends them as headers.
 TOKEN_FIELD = "form_token"
 HONEYPOT_FIELD = "website"
-THEMES = ("light", "dark", "auto")
-MODES = ("review", "question")
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # Merchant theme overrides: custom-property declarations only, nothing that could end the
 # rule or load anything (no braces, quotes, backslashes, url() or @-rules).
 THEME_DECLARATION = re.compile(r"\s*--kr-[a-z0-9-]+\s*:\s*[#%(),.\w\s-]+\s*")
+# Refusals that name no field of the form, each with the shopper's own message (the script
+# has the same table, static/form.js).
+BY_CODE = {"review_already_sent": "err_already_sent", "outbox_unavailable": "err_unavailable",
+           "busy": "err_busy", "backlog_full": "err_unavailable"}
 # The pointer's field in the form; anything else goes to the error summary only.
 FIELDS = {"rating", "title", "content", "author", "email", "images", "incentive_type",
           "review_type", "custom_questions"}
-
-
-class EmbedQuery(Schema):
-    """What a storefront may put in the /embed query (and the form echoes back)."""
-
-    class Meta:
-        unknown = EXCLUDE  # storefronts add their own tracking parameters
-
-    product_id = fields.String(load_default=None, validate=Length(min=1, max=255))
-    integration = fields.String(load_default="shopify", validate=OneOf(INTEGRATIONS))
-    order_id = fields.String(load_default=None, validate=Length(min=1, max=255))
-    type = fields.String(load_default="review")
-    product_name = fields.String(load_default=None, validate=Length(max=200))
-    locale = fields.String(load_default=None)
-    theme = fields.String(load_default="auto")
-
-
-EMBED_QUERY = EmbedQuery()  # schemas keep no state between loads; building one costs more
-
-
-def context_from(args: MultiDict[str, str]) -> dict[str, Any]:
-    """The embed's product, order, mode, locale and theme; unknown modes and themes fall
-    back to their defaults, an unknown integration is a setup error."""
-    values = {key: value for key, value in args.items() if value != ""}
-    try:
-        context = EMBED_QUERY.load(values)
-    except ValidationError as error:
-        detail = "; ".join(f"{pointer.lstrip('/')}: {message}"
-                           for pointer, message in pointers(error.messages))
-        raise SetupError(detail) from None
-    context["mode"] = context.pop("type") if context["type"] in MODES else "review"
-    context["theme"] = context["theme"] if context["theme"] in THEMES else "auto"
-    context["locale"] = i18n.choose(context["locale"], request.accept_languages.values())
-    return context
-
-
-class SetupError(ValueError):
-    """The storefront embedded the form with query values we cannot use."""
-
-
-@bp.errorhandler(SetupError)
-def setup_error(error: SetupError) -> tuple[str, int]:
-    locale = i18n.choose(request.args.get("locale"), request.accept_languages.values())
-    t = i18n.strings(locale)
-    return render_template("form/setup_error.html", t=t, locale=locale, theme="auto",
-                           message=t["err_setup"].format(detail=error)), 400
+REVIEW_FORM = ReviewForm()
 
 
 @bp.get("/embed")
@@ -94,108 +65,84 @@ def setup_error(error: SetupError) -> tuple[str, int]:
 def form() -> str:
     context = context_from(request.args)
     return blank_form(context).fill(context, key=uuid.uuid4().hex,
-                                    token=defences.issue_token())
+                                    token=defences.issue_token(product_of(context)))
 
 
 @bp.post("/embed")
 @frameable
-@limiter.limit(submit_limit)
+@submissions_limit
 def submit() -> str:
     """The same review as the script would send, from a plain form post (no JavaScript)."""
-    context = context_from(request.form)
-    defences.check_origin()
-    defences.check_token(request.form.get(TOKEN_FIELD), required=True)
-    defences.check_honeypot(request.form.get(HONEYPOT_FIELD))
-    body = review_from_form(request.form, request.files.getlist("photos"), context)
-    accept(request_hash(serialise(body)), lambda: body, form_key())
+    posted = read_posted()
+    context = context_from(posted.form)
+    body = review_from_form(posted, context)
+    submissions.accept(Arrival(
+        read=lambda: Body(request_hash(serialise(body)), lambda: body),
+        token=posted.form.get(TOKEN_FIELD),
+        honeypot=posted.form.get(HONEYPOT_FIELD),
+        idempotency_key=form_key(posted.form),
+    ))
     mode = "question" if body["data"]["attributes"]["review_type"] == "question" else "review"
     return render_page("form/thanks.html", context, mode=mode)
 
 
-@bp.errorhandler(ValidationError)
-def invalid_form(error: ValidationError) -> Page:
-    return form_with_errors(422, pointers(error.messages))
+@bp.get("/embed/token")
+def token() -> Response:
+    """A fresh form token for the script to renew an old one with, before it expires."""
+    context = context_from(request.args)
+    fresh = defences.renew_token(request.headers.get(defences.TOKEN_HEADER),
+                                 product_of(context))
+    return jsonify({"token": fresh,
+                    "max_age": current_app.config["WIDGET_TOKEN_MAX_AGE_SECONDS"]})
 
 
-@bp.errorhandler(ApiError)
-def refused_form(error: ApiError) -> Page:
-    if any(problem.code == "idempotency_key_reused" for problem in error.problems):
-        # This page's form was sent before (the back button) and is now different: say so,
-        # and give it a new key so that sending again makes a new review.
-        return form_with_errors(error.status, notice="err_resent", new_key=True)
-    problems = ((problem.pointer or "/", problem.detail) for problem in error.problems)
-    return form_with_errors(error.status, problems, headers=error.headers)
+# -- reading the post ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Posted:
+    form: MultiDict[str, str]
+    files: list[FileStorage]
 
 
-@bp.errorhandler(TooManyRequests)
-def throttled_form(error: TooManyRequests) -> Page:
-    retry_after = str(getattr(error, "retry_after", None) or 60)
-    return form_with_errors(429, notice="err_throttled", headers={"Retry-After": retry_after})
+class MalformedForm(BadRequest):
+    """The body is not a whole form (a broken chunked or multipart body, another type)."""
 
 
-def form_with_errors(status: int, problems: Iterable[tuple[str, str]] = (),
-                     notice: str | None = None, new_key: bool = False,
-                     headers: dict[str, str] | None = None) -> Page:
-    """The form again, as typed, with each problem next to its field (and `notice`, a
-    message for the whole form, in the summary)."""
-    context = context_from(request.form)
-    t = i18n.strings(context["locale"])
-    errors: dict[str, str] = {"other": t[notice]} if notice else {}
-    for pointer, detail in problems:
-        field, message = error_for(pointer, detail, t)
-        errors.setdefault(field, message)
-    key = None if new_key else form_key()
-    page = render_form(context, request.form.copy(), errors, key or uuid.uuid4().hex)
-    return page, status, headers or {}
+def read_posted() -> Posted:
+    """The posted form, read once and strictly: a body that is not a whole form is refused,
+    never taken as an empty one."""
+    if "posted" in g:
+        return g.posted
+    if request.mimetype not in FORM_TYPES:
+        raise MalformedForm(f"a form post is {' or '.join(FORM_TYPES)}, not "
+                            f"{request.mimetype or 'no Content-Type'}")
+    parser = FormDataParser(
+        max_form_memory_size=request.max_form_memory_size,
+        max_content_length=request.max_content_length,
+        max_form_parts=request.max_form_parts, silent=False, cls=MultiDict)
+    try:
+        _, form, files = parser.parse_from_environ(request.environ)
+    except RequestEntityTooLarge:
+        raise
+    except (ValueError, OSError, ParseException, BadRequest) as error:
+        raise MalformedForm(f"the form did not arrive whole ({type(error).__name__})") from None
+    g.posted = Posted(form, files.getlist("photos"))
+    return g.posted
 
 
-@bp.after_request
-def never_cached(response: Response) -> Response:
-    """Each form page carries its own idempotency key: a shared cache must not keep it."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
+@bp.teardown_request
+def close_posted(_error: BaseException | None) -> None:
+    """The posted files' spooled streams, closed once the answer is made."""
+    posted = g.pop("posted", None)
+    for photo in posted.files if posted else ():
+        photo.close()
 
 
-def error_for(pointer: str, detail: str, t: Any) -> tuple[str, str]:
-    """The form field a JSON pointer names, and the shopper's message for it."""
-    parts = pointer.strip("/").split("/")
-    name = parts[2] if len(parts) > 2 and parts[:2] == ["data", "attributes"] else ""
-    if name not in FIELDS:
-        return "other", t["err_other"].format(detail=detail)
-    if name == "images":
-        index = int(parts[3]) + 1 if len(parts) > 3 and parts[3].isdigit() else 1
-        return "photos", t["err_photos"].format(n=index)
-    if name == "custom_questions":
-        return "questions", t["err_question"]
-    key = {"incentive_type": "incentive", "review_type": "type"}.get(name, name)
-    return key, t[f"err_{key}"]
-
-
-def form_key() -> str | None:
-    key = (request.form.get("idempotency_key") or "").strip()
-    return key if 0 < len(key) <= 64 and key.isalnum() else None
-
-
-def review_from_form(form: MultiDict[str, str], photos: list[FileStorage],
-                     context: dict[str, Any]) -> dict[str, Any]:
+def review_from_form(posted: Posted, context: dict[str, Any]) -> dict[str, Any]:
     """The Klaviyo-format body for a posted form (the same one the script builds)."""
-    review_type = form.get("review_type", "review")
-    attributes: dict[str, Any] = {
-        "review_type": review_type,
-        "email": form.get("email", ""),
-        "author": form.get("author", ""),
-        "content": form.get("content", ""),
-    }
-    if review_type != "question":
-        rating = form.get("rating", "")
-        attributes["rating"] = int(rating) if rating.isdecimal() else None
-        attributes["title"] = form.get("title") or None
-        attributes["incentive_type"] = form.get("incentive_type") or None
-        answered = [{"id": q.id, "answers": answers} for q in current_questions()
-                    if (answers := [a for a in form.getlist(f"q.{q.id}") if a.strip()])]
-        attributes["custom_questions"] = answered or None
-        images = [photo_reference(photo) for photo in photos if photo.filename]
-        attributes["images"] = images or None
+    fields = posted.form.copy()
+    fields.setlist("images", [photo_reference(photo) for photo in posted.files
+                              if photo.filename])
+    attributes = REVIEW_FORM.load(fields)
     if context["product_id"]:
         attributes["product"] = {"external_id": context["product_id"],
                                  "integration_key": context["integration"]}
@@ -206,91 +153,128 @@ def review_from_form(form: MultiDict[str, str], photos: list[FileStorage],
 
 
 def photo_reference(photo: FileStorage) -> str:
-    """A posted file as a data-URI; widget/images checks that the bytes match the type."""
+    """A posted file as a data-URI; the photo pipeline checks that the bytes match the type."""
     data = base64.b64encode(photo.read()).decode("ascii")
     return f"data:{photo.mimetype or 'application/octet-stream'};base64,{data}"
 
 
-def render_form(context: dict[str, Any], values: MultiDict[str, str], errors: dict[str, str],
-                key: str, token: str | None = None) -> str:
-    config = current_app.config
-    return render_page(
-        "form/form.html", context, values=values, errors=errors, idempotency_key=key,
-        form_token=token or defences.issue_token(), token_header=defences.TOKEN_HEADER,
-        honeypot_header=defences.HONEYPOT_HEADER,
-        questions=current_questions(), incentives=INCENTIVE_TYPES,
-        max_photos=config["WIDGET_MAX_PHOTOS"], max_edge=config["PHOTO_MAX_EDGE"],
-        body_limit=int(config["KLAVIYO_MAX_BODY_BYTES"] * BODY_TARGET_SHARE),
-        script_strings=i18n.script_strings(context["locale"]),
-        # A store review when the storefront names no product (Klaviyo's review_type).
-        review_value="review" if context["product_id"] else "store",
-    )
+def form_key(form: MultiDict[str, str]) -> str | None:
+    key = (form.get("idempotency_key") or "").strip()
+    return key if 0 < len(key) <= 64 and key.isalnum() else None
 
 
-def blank_form(context: dict[str, Any]) -> FormPage:
-    """The empty form for this context, rendered once per shape (see FormPage)."""
-    if current_app.debug:  # template edits show up without a restart while developing
-        return FormPage.render(context)
-    pages: ReadCache = current_app.extensions["embed_pages"]
-    return pages.fetch(FormPage.shape_of(context), lambda: FormPage.render(context))
+# -- answering a refusal: the form again, as typed ------------------------------------------
+@bp.errorhandler(SetupError)
+def setup_error(error: SetupError) -> tuple[str, int]:
+    locale = i18n.choose(request.args.get("locale"), request.accept_languages.values())
+    t = strings(locale)
+    return render_template("form/setup_error.html", t=t, locale=locale, theme="auto",
+                           message=t["err_setup"].format(detail=error)), 400
 
 
-class FormPage:
-    """The empty form as text with slots for what differs between shoppers and products.
-
-    Rendering the template costs most of a form request. The page depends on the query
-    only through the locale, theme, mode and integration, and through whether a product,
-    an order and a product name are given; their values are only ever printed,
-    HTML-escaped. So the page is rendered once per such shape with markers in place of the
-    values (and of the per-page key and token), and each request escapes its values into
-    the slots (tests/intake/test_form.py checks it against a full render)."""
-
-    VALUES = ("product_id", "order_id", "product_name")
-
-    def __init__(self, parts: list[str], slots: list[str]) -> None:
-        self.parts, self.slots = parts, slots
-
-    @staticmethod
-    def shape_of(context: dict[str, Any]) -> tuple[Any, ...]:
-        return (context["locale"], context["theme"], context["mode"], context["integration"],
-                *(bool(context[name]) for name in FormPage.VALUES))
-
-    @classmethod
-    def render(cls, context: dict[str, Any]) -> FormPage:
-        marked = {**context, **{name: _marker(name) for name in cls.VALUES if context[name]}}
-        text = render_form(marked, values=MultiDict(), errors={}, key=_marker("key"),
-                           token=_marker("token"))
-        pieces = SLOT.split(text)  # text, slot name, text, slot name, ..., text
-        return cls(pieces[0::2], pieces[1::2])
-
-    def fill(self, context: dict[str, Any], key: str, token: str) -> str:
-        values = {**{name: context[name] for name in self.VALUES}, "key": key, "token": token}
-        out = [self.parts[0]]
-        for slot, text in zip(self.slots, self.parts[1:], strict=True):
-            out.append(escape(values[slot]))
-            out.append(text)
-        return "".join(out)
+@bp.errorhandler(ValidationError)
+def invalid_form(error: ValidationError) -> Page:
+    log_refusal(from_validation(error))
+    return form_with_errors(422, pointers(error.messages))
 
 
-def _marker(name: str) -> str:
-    # Private-use characters: HTML escaping leaves them alone, and no query can hold them
-    # in the blank page (it is rendered from markers only).
-    return f"\ue000{name}\ue001"
+@bp.errorhandler(ApiError)
+def refused_form(error: ApiError) -> Page:
+    log_refusal(error)
+    if any(problem.code == "idempotency_key_reused" for problem in error.problems):
+        # This page's form was sent before (the back button) and is now different: say so,
+        # and give it a new key so that sending again makes a new review.
+        return form_with_errors(error.status, notice="err_resent", new_key=True)
+    notice = next((BY_CODE[p.code] for p in error.problems if p.code in BY_CODE), None)
+    problems = [(problem.pointer or "/", problem.detail) for problem in error.problems
+                if problem.code not in BY_CODE]
+    return form_with_errors(error.status, problems, notice=notice, headers=error.headers)
 
 
-SLOT = re.compile("\ue000(\\w+)\ue001")
+@bp.errorhandler(TooManyRequests)
+def throttled_form(error: TooManyRequests) -> Page:
+    retry_after = str(getattr(error, "retry_after", None) or 60)
+    return form_with_errors(429, notice="err_throttled", headers={"Retry-After": retry_after})
 
 
-def render_page(template: str, context: dict[str, Any], **extra: Any) -> str:
-    return render_template(template, c=context, locale=context["locale"],
-                           theme=context["theme"], t=i18n.strings(context["locale"]),
-                           theme_css=bool(current_app.config["WIDGET_THEME"]), **extra)
+@bp.errorhandler(MalformedForm)
+def malformed_form(error: MalformedForm) -> Page:
+    log.info("refused %s %s status=400 code=malformed_form (%s)", request.method,
+             request.path, error.description)
+    return form_with_errors(400, notice="err_malformed", as_typed=False)
 
 
-def current_questions() -> tuple[questions.Question, ...]:
-    return current_app.extensions["custom_questions"]
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large_form(error: RequestEntityTooLarge) -> Page:
+    return form_with_errors(413, notice="err_too_large", as_typed=False)
 
 
+def form_with_errors(status: int, problems: Iterable[tuple[str, str]] = (),
+                     notice: str | None = None, new_key: bool = False,
+                     headers: dict[str, str] | None = None, as_typed: bool = True) -> Page:
+    """The form again, as typed, with each problem next to its field (and `notice`, a
+    message for the whole form, in the summary), and a fresh token for the same form.
+    Without `as_typed` (nothing arrived whole), the form of the page's own query."""
+    values = _posted_or_empty() if as_typed else MultiDict()
+    try:
+        context = context_from(values)
+    except SetupError:
+        context = context_from(MultiDict())
+    t = strings(context["locale"])
+    errors: dict[str, str] = {"other": t[notice]} if notice else {}
+    for pointer, detail in problems:
+        field, message = error_for(pointer, detail, t, values)
+        errors.setdefault(field, message)
+    key = None if new_key else form_key(values)
+    token = defences.renew_token(values.get(TOKEN_FIELD), product_of(context))
+    page = render_form(context, values, errors, key or uuid.uuid4().hex, token)
+    return page, status, headers or {}
+
+
+def _posted_or_empty() -> MultiDict[str, str]:
+    """What the shopper typed, when it arrived whole (a refusal before the view read it,
+    such as a 429, reads it here)."""
+    try:
+        return read_posted().form.copy()
+    except (MalformedForm, RequestEntityTooLarge):
+        return MultiDict()
+
+
+def error_for(pointer: str, detail: str, t: Any, values: MultiDict[str, str]) -> tuple[str, str]:
+    """The form field a JSON pointer names, and the shopper's message for it."""
+    parts = pointer.strip("/").split("/")
+    name = parts[2] if len(parts) > 2 and parts[:2] == ["data", "attributes"] else ""
+    if name not in FIELDS:
+        return "other", t["err_other"].format(detail=detail)
+    if name == "images":
+        index = int(parts[3]) + 1 if len(parts) > 3 and parts[3].isdigit() else 1
+        return "photos", t["err_photos"].format(n=index)
+    if name == "custom_questions":
+        return question_field(parts[3:], values), t["err_question"]
+    key = {"incentive_type": "incentive", "review_type": "type"}.get(name, name)
+    return key, t[f"err_{key}"]
+
+
+def question_field(rest: list[str], values: MultiDict[str, str]) -> str:
+    """The field of the question an answer index points at: answers are sent in the form's
+    order, leaving out unanswered questions."""
+    answered = [key[len(QUESTION_FIELD):] for key in values
+                if key.startswith(QUESTION_FIELD) and any(a.strip() for a in values.getlist(key))]
+    ids = [question.id for question in questions.current()]
+    if rest and rest[0].isdigit() and int(rest[0]) < len(answered) \
+            and answered[int(rest[0])] in ids:
+        return f"q{ids.index(answered[int(rest[0])])}"
+    return "questions"
+
+
+@bp.after_request
+def never_cached(response: Response) -> Response:
+    """Each form page carries its own idempotency key: a shared cache must not keep it."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+# -- what the storefront loads --------------------------------------------------------------
 @bp.get("/embed.js")
 def loader() -> Response:
     """The host-page loader at a fixed URL, so storefronts cache it only briefly."""
@@ -309,7 +293,7 @@ def theme_css() -> Response:
 def demo() -> str:
     """A storefront page that embeds the form through the loader, as a shop would."""
     locale = i18n.choose(request.args.get("locale"), request.accept_languages.values())
-    return render_template("form/demo.html", t=i18n.strings(locale), locale=locale)
+    return render_template("form/demo.html", t=strings(locale), locale=locale)
 
 
 def check_theme(theme: str) -> None:
@@ -322,11 +306,9 @@ def check_theme(theme: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Check the form's settings at boot and register the routes."""
-    app.extensions["custom_questions"] = questions.load(app.config["WIDGET_CUSTOM_QUESTIONS"])
+    """Check the form's settings at boot, keep blank forms, and register the routes."""
     # Blank forms by shape: a few locales x themes x modes x integrations x 8 at most.
-    app.extensions["embed_pages"] = ReadCache(math.inf, max_entries=512)
+    app.extensions["form_pages"] = ReadCache(math.inf, max_entries=512)
     check_theme(app.config["WIDGET_THEME"])
-    app.add_template_global(assets.asset_url)
-    app.register_blueprint(assets.bp)
+    assets.init_app(app)
     app.register_blueprint(bp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import hashlib
 import io
 import re
 import sys
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pybase64
+from flask import Flask, current_app
+from marshmallow import ValidationError
 from PIL import Image, UnidentifiedImageError
 
 # Declared media types we take, and the Pillow decoder each one may use (an allowlist:
@@ -35,6 +38,7 @@ TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+HASH_CHUNK = 1 << 20
 # Tried in order until the photo fits its share of the body: (longest edge cap, JPEG quality).
 ATTEMPTS = ((1.0, 85), (1.0, 75), (1.0, 65), (0.75, 70), (0.5, 65))
 
@@ -45,6 +49,24 @@ class PhotoError(ValueError):
 
 class PhotoTooLarge(PhotoError):
     """The photo cannot be taken or made to fit Klaviyo's body cap (answered 413)."""
+
+
+class PhotoBusy(Exception):
+    """No room to decode the photo now (answered 503 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PhotosRefused(ValidationError):
+    """Photos of one review that cannot be taken, by index; `status` is 413 when every one
+    of them only cannot fit, else 422."""
+
+    def __init__(self, messages: dict[int, str], status: int) -> None:
+        super().__init__({"data": {"attributes": {"images": {
+            index: [message] for index, message in messages.items()}}}})
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -239,3 +261,54 @@ def process(reference: str, policy: PhotoPolicy, budget_bytes: int) -> str:
         f"The photo cannot be made smaller than {budget_bytes:,} bytes, its share of "
         "Klaviyo's 5 MB limit. Send fewer or simpler photos."
     )
+
+
+class Photos:
+    """This process's photo pipeline: the policy every photo is held to."""
+
+    def __init__(self, policy: PhotoPolicy) -> None:
+        self.policy = policy
+
+    def prepare(self, references: list[str], share_bytes: int) -> list[str]:
+        """Each reference as Klaviyo receives it, each re-encoded within `share_bytes`.
+        PhotosRefused names the photos that cannot be taken."""
+        processed, invalid, too_large = [], {}, {}
+        for index, reference in enumerate(references):
+            try:
+                processed.append(off_the_event_loop(process, reference, self.policy,
+                                                    share_bytes))
+            except PhotoTooLarge as error:
+                too_large[index] = f"Photo {index + 1}: {error}"
+            except PhotoError as error:
+                invalid[index] = f"Photo {index + 1}: {error}"
+        if invalid:
+            raise PhotosRefused(invalid, 422)
+        if too_large:
+            raise PhotosRefused(too_large, 413)
+        return processed
+
+
+def content_hash(reference: str) -> str:
+    """What identifies a photo as sent: its base64 payload (a data-URI) or its URL. Hashed a
+    megabyte at a time: a data-URI may be 16 MB, and its whole encoded copy would count."""
+    marker = reference.find(";base64,") if reference.startswith("data:") else -1
+    start = marker + len(";base64,") if marker >= 0 else 0
+    digest = hashlib.sha256()
+    for at in range(start, len(reference), HASH_CHUNK):
+        digest.update(reference[at:at + HASH_CHUNK].encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def init_app(app: Flask) -> None:
+    """Build this process's photo pipeline."""
+    config = app.config
+    app.extensions["photos"] = Photos(PhotoPolicy(
+        max_photos=config["WIDGET_MAX_PHOTOS"],
+        max_data_uri_chars=config["PHOTO_MAX_DATA_URI_CHARS"],
+        max_pixels=config["PHOTO_MAX_PIXELS"],
+        max_edge=config["PHOTO_MAX_EDGE"],
+    ))
+
+
+def current() -> Photos:
+    return current_app.extensions["photos"]

@@ -1,8 +1,9 @@
 """Custom questions from configuration (WIDGET_CUSTOM_QUESTIONS), checked once at boot.
 
-Each question is `{"id", "label", "choices"?, "multiple"?, "required"?}`. A label (or a
-choice) is a string, or a mapping of locale to string; a choice may also be
-`{"value": ..., "label": ...}` so the answer sent to Klaviyo stays the same in every locale.
+Each question is `{"id", "label", "choices"?, "multiple"?, "required"?}`, held to
+`QuestionSchema`. A label (or a choice) is a string, or a mapping of locale to string; a
+choice may also be `{"value": ..., "label": ...}` so the answer sent to Klaviyo stays the
+same in every locale.
 Without choices the question takes free text.
 """
 
@@ -12,7 +13,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from flask import Flask, current_app
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load
+from marshmallow.validate import Regexp
+
 from widget.config import ConfigError
+from widget.errors import pointers
 from widget.i18n import DEFAULT
 
 SETTING = "WIDGET_CUSTOM_QUESTIONS"
@@ -42,47 +48,63 @@ def localised(labels: dict[str, str], locale: str) -> str:
     return labels.get(locale) or labels.get(DEFAULT) or next(iter(labels.values()))
 
 
-def _labels(raw: Any, where: str) -> dict[str, str]:
-    if isinstance(raw, str) and raw.strip():
-        return {DEFAULT: raw.strip()}
-    if isinstance(raw, dict) and raw and all(
-        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in raw.items()
-    ):
-        return {k.lower(): v.strip() for k, v in raw.items()}
-    raise ConfigError(f"{SETTING}: {where} must be text or a mapping of locale to text")
+class Labels(fields.Field):
+    """Text, or a mapping of locale to text: {"en": ..., "fr": ...}."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, str]:
+        if isinstance(value, str) and value.strip():
+            return {DEFAULT: value.strip()}
+        if isinstance(value, dict) and value and all(
+                isinstance(k, str) and isinstance(v, str) and v.strip()
+                for k, v in value.items()):
+            return {k.lower(): v.strip() for k, v in value.items()}
+        raise ValidationError("must be text or a mapping of locale to text")
 
 
-def _choice(raw: Any, where: str) -> Choice:
-    if isinstance(raw, dict) and "value" in raw:
-        value = raw["value"]
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{SETTING}: {where}.value must be text")
-        return Choice(value.strip(), _labels(raw.get("label", value), where))
-    labels = _labels(raw, where)
-    return Choice(localised(labels, DEFAULT), labels)
+class ChoiceField(fields.Field):
+    """A choice: its label (text or by locale), or {"value", "label"?} so that the answer
+    sent to Klaviyo stays the same in every locale."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Choice:
+        if isinstance(value, dict) and "value" in value:
+            if set(value) - {"value", "label"}:
+                raise ValidationError("a choice has only value and label")
+            raw = value["value"]
+            if not isinstance(raw, str) or not raw.strip():
+                raise ValidationError("value must be text")
+            return Choice(raw.strip(), Labels()._deserialize(value.get("label", raw), attr,
+                                                             data))
+        labels = Labels()._deserialize(value, attr, data)
+        return Choice(localised(labels, DEFAULT), labels)
 
 
-def _question(raw: Any, index: int) -> Question:
-    where = f"question {index + 1}"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{SETTING}: {where} must be an object with id and label")
-    unknown = set(raw) - {"id", "label", "choices", "multiple", "required"}
-    if unknown:
-        raise ConfigError(f"{SETTING}: {where} has unknown keys {sorted(unknown)}")
-    if not isinstance(raw.get("id"), str) or not raw["id"].strip():
-        raise ConfigError(f"{SETTING}: {where} needs an id (Klaviyo's custom question id)")
-    choices = raw.get("choices") or []
-    if not isinstance(choices, list):
-        raise ConfigError(f"{SETTING}: {where}.choices must be a list")
-    flags = {name: raw.get(name, False) for name in ("multiple", "required")}
-    if not all(isinstance(flag, bool) for flag in flags.values()):
-        raise ConfigError(f"{SETTING}: {where}: multiple and required are true or false")
-    return Question(
-        id=raw["id"].strip(),
-        labels=_labels(raw.get("label"), f"{where}.label"),
-        choices=tuple(_choice(c, f"{where}.choices[{i}]") for i, c in enumerate(choices)),
-        **flags,
-    )
+class QuestionSchema(Schema):
+    """One question of the setting."""
+
+    class Meta:
+        unknown = RAISE
+
+    error_messages = {"unknown": "is one of the unknown keys; a question has id, label, "
+                                 "choices, multiple and required"}
+    NEEDS_ID = "needs an id (Klaviyo's custom question id)"
+    id = fields.String(required=True, validate=Regexp(r"\S", error=NEEDS_ID),
+                       error_messages={"required": NEEDS_ID})
+    label = Labels(required=True, error_messages={
+        "required": "needs a label: text or a mapping of locale to text"})
+    choices = fields.List(ChoiceField(), load_default=list)
+    multiple = fields.Boolean(load_default=False, truthy={True}, falsy={False},
+                              error_messages={"invalid": "is true or false"})
+    required = fields.Boolean(load_default=False, truthy={True}, falsy={False},
+                              error_messages={"invalid": "is true or false"})
+
+    @post_load
+    def question(self, data: dict[str, Any], **kwargs: Any) -> Question:
+        return Question(id=data["id"].strip(), labels=data["label"],
+                        choices=tuple(data["choices"]), multiple=data["multiple"],
+                        required=data["required"])
+
+
+QUESTIONS = QuestionSchema(many=True)
 
 
 def load(raw: str | list[Any] | None) -> tuple[Question, ...]:
@@ -96,8 +118,27 @@ def load(raw: str | list[Any] | None) -> tuple[Question, ...]:
             raise ConfigError(f"{SETTING} is not valid JSON: {error}") from None
     if not isinstance(raw, list) or len(raw) > MAX_QUESTIONS:
         raise ConfigError(f"{SETTING} must be a JSON list of at most {MAX_QUESTIONS} questions")
-    questions = tuple(_question(item, i) for i, item in enumerate(raw))
+    try:
+        questions = tuple(QUESTIONS.load(raw))
+    except ValidationError as error:
+        raise ConfigError(f"{SETTING}: " + "; ".join(
+            f"question {int(where.split('/')[1]) + 1}{_field(where)} {message}"
+            for where, message in pointers(error.messages))) from None
     ids = [q.id for q in questions]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{SETTING}: question ids must be distinct")
     return questions
+
+
+def _field(pointer: str) -> str:
+    rest = pointer.split("/")[2:]
+    return f" {'.'.join(rest)}" if rest else ""
+
+
+def init_app(app: Flask) -> None:
+    """Check the merchant's questions at boot, so a typo fails the deploy, not a shopper."""
+    app.extensions["custom_questions"] = load(app.config[SETTING])
+
+
+def current() -> tuple[Question, ...]:
+    return current_app.extensions["custom_questions"]

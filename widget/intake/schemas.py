@@ -2,7 +2,7 @@
 
 `ReviewSchema` mirrors Klaviyo's `ReviewCreateDTO` field by field, with stricter rules of
 ours on top (real email addresses, bounded and trimmed text, strict ratings, safe photos).
-Loading it returns the exact body we send upstream.
+Loading it returns the body we send upstream, photos as sent (the pipeline re-encodes them).
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ import re
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from marshmallow import Schema, ValidationError, fields, post_load, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields
+from marshmallow.decorators import post_load, pre_load, validates_schema
 from marshmallow.validate import Length, OneOf
 
-from widget.errors import ApiError, Problem
-from widget.intake import photos as images
-from widget.intake.photos import PhotoError, PhotoPolicy, PhotoTooLarge
+from widget.intake.questions import Question
 
 REVIEW_TYPES = ("question", "rating", "review", "store")
 RATED_TYPES = ("rating", "review", "store")
@@ -94,10 +93,12 @@ class Text(fields.String):
 class Email(fields.String):
     """An address that could receive mail (syntax only: no DNS lookups on the request path)."""
 
+    max_length = MAX_EMAIL
+
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        if len(text) > MAX_EMAIL:
-            raise ValidationError(f"Must be at most {MAX_EMAIL} characters.")
+        if len(text) > self.max_length:
+            raise ValidationError(f"Must be at most {self.max_length} characters.")
         text = text.strip()
         try:
             return validate_email(text, check_deliverability=False).normalized
@@ -181,53 +182,155 @@ class ResourceSchema(Schema):
 
 
 class ReviewSchema(Schema):
-    """A create_client_review body; loads to the exact body we send to Klaviyo."""
+    """A create_client_review body; loads to the body we send to Klaviyo (photos as sent:
+    the pipeline re-encodes them, widget/intake/photos.py).
+
+    `questions` are the merchant's custom questions (WIDGET_CUSTOM_QUESTIONS): when there
+    are any, answers must fit them."""
 
     data = fields.Nested(ResourceSchema, required=True)
 
-    def __init__(self, photos: PhotoPolicy | None = None, body_target: int = 4_500_000,
+    def __init__(self, max_photos: int = 5, questions: tuple[Question, ...] = (),
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.photos = photos or PhotoPolicy()
-        self.body_target = body_target
+        self.max_photos = max_photos
+        self.questions = {question.id: question for question in questions}
+
+    @validates_schema
+    def photos_and_answers_fit(self, review: dict[str, Any], **kwargs: Any) -> None:
+        attributes = review["data"]["attributes"]
+        images = attributes.get("images") or []
+        if len(images) > self.max_photos:
+            raise ValidationError({"data": {"attributes": {"images": [
+                f"At most {self.max_photos} photos, not {len(images)}."]}}})
+        if self.questions:
+            problems = answer_problems(self.questions, attributes)
+            if problems:
+                raise ValidationError({"data": {"attributes": {"custom_questions": problems}}})
 
     @post_load
     def upstream_body(self, review: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         attributes = review["data"]["attributes"]
         for key in [key for key, value in attributes.items() if value is None]:
             del attributes[key]
-        if attributes.get("images"):
-            attributes["images"] = self._process_photos(review, attributes["images"])
         return review
 
-    def _process_photos(self, review: dict[str, Any], references: list[str]) -> list[str]:
-        pointer = "/data/attributes/images"
-        if len(references) > self.photos.max_photos:
-            raise ValidationError(
-                {"data": {"attributes": {"images": [
-                    f"At most {self.photos.max_photos} photos, not {len(references)}."
-                ]}}}
-            )
-        # Each photo gets an equal share of what the text leaves of Klaviyo's body cap,
-        # counted in binary bytes (base64 grows them by a third).
-        text_bytes = len(serialise({**review, "data": {**review["data"], "attributes": {
-            **review["data"]["attributes"], "images": []}}}))
-        budget = (self.body_target - text_bytes) * 3 // 4 // len(references)
-        processed, invalid, too_large = [], {}, []
-        for index, reference in enumerate(references):
-            try:
-                processed.append(images.off_the_event_loop(
-                    images.process, reference, self.photos, budget))
-            except PhotoTooLarge as error:
-                too_large.append(Problem(f"Photo {index + 1}: {error}", f"{pointer}/{index}",
-                                         code="too_large", title="Photo too large"))
-            except PhotoError as error:
-                invalid[index] = [f"Photo {index + 1}: {error}"]
-        if invalid:
-            raise ValidationError({"data": {"attributes": {"images": invalid}}})
-        if too_large:
-            raise ApiError(413, too_large)
-        return processed
+
+def answer_problems(questions: dict[str, Question], attributes: dict[str, Any]) -> Any:
+    """Marshmallow-shaped messages for answers that do not fit the merchant's questions:
+    by answer index, or as a list for questions left unanswered."""
+    answered = attributes.get("custom_questions") or []
+    problems: dict[Any, Any] = {}
+    seen = set()
+    for index, entry in enumerate(answered):
+        question = questions.get(entry["id"])
+        if question is None:
+            problems[index] = {"id": ["Not a question of this form."]}
+            continue
+        if question.id in seen:
+            problems[index] = {"id": ["This question is answered twice."]}
+            continue
+        seen.add(question.id)
+        answers = entry["answers"]
+        if len(answers) > 1 and not question.multiple:
+            problems[index] = {"answers": ["Takes one answer only."]}
+            continue
+        values = [choice.value for choice in question.choices]
+        wrong = {i: [f"Must be one of: {', '.join(values)}."]
+                 for i, answer in enumerate(answers) if values and answer not in values}
+        if wrong:
+            problems[index] = {"answers": wrong}
+    if attributes.get("review_type") in RATED_TYPES:
+        missing = [f'Question "{q.id}" needs an answer.' for q in questions.values()
+                   if q.required and q.id not in seen]
+        if missing:
+            problems["_schema"] = missing
+    return problems
+
+
+def _max_length(schema: type[Schema], name: str) -> int:
+    field = schema._declared_fields[name]
+    return getattr(field, "inner", field).max_length
+
+
+# The longest text each field takes, as declared above: the form's maxlength attributes and
+# its messages ("at most 150 characters") come from here.
+LIMITS = {
+    "title": _max_length(AttributesSchema, "title"),
+    "content": _max_length(AttributesSchema, "content"),
+    "author": _max_length(AttributesSchema, "author"),
+    "email": _max_length(AttributesSchema, "email"),
+    "answer": _max_length(CustomQuestionSchema, "answers"),
+}
+
+
+class EmbedQuery(Schema):
+    """What a storefront may put in the /embed query (and the form echoes back)."""
+
+    class Meta:
+        unknown = EXCLUDE  # storefronts add their own tracking parameters
+
+    product_id = fields.String(load_default=None, validate=Length(min=1, max=255))
+    integration = fields.String(load_default="shopify", validate=OneOf(INTEGRATIONS))
+    order_id = fields.String(load_default=None, validate=Length(min=1, max=255))
+    type = fields.String(load_default="review")
+    product_name = fields.String(load_default=None, validate=Length(max=200))
+    locale = fields.String(load_default=None)
+    theme = fields.String(load_default="auto")
+
+    @pre_load
+    def drop_blanks(self, query: Any, **kwargs: Any) -> dict[str, str]:
+        """An empty value (an untouched hidden field) means the parameter is absent."""
+        return {key: value for key, value in query.items() if value != ""}
+
+
+QUESTION_FIELD = "q."  # the form names a custom question's inputs "q.<question id>"
+
+
+class ReviewForm(Schema):
+    """The shopper's fields of the form's no-JavaScript post -> the attributes the script
+    would send. The product and order come from the post's EmbedQuery fields, and the
+    photos as data-URIs; ReviewSchema then holds the whole body to its rules."""
+
+    class Meta:
+        unknown = EXCLUDE  # the EmbedQuery fields, the token, the honeypot and the key
+
+    review_type = fields.String(load_default="review")
+    rating = fields.String(load_default="")
+    title = fields.String(load_default="")
+    content = fields.String(load_default="")
+    author = fields.String(load_default="")
+    email = fields.String(load_default="")
+    incentive_type = fields.String(load_default="")
+    answers = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                          load_default=dict)
+    images = fields.List(fields.String(), load_default=list)
+
+    @pre_load
+    def gather(self, form: Any, **kwargs: Any) -> dict[str, Any]:
+        """One value per field; every answer to each custom question, blanks left out."""
+        data = {name: form.get(name) for name in self.fields if name in form}
+        data["answers"] = {key[len(QUESTION_FIELD):]: picked for key in form
+                           if key.startswith(QUESTION_FIELD)
+                           and (picked := [a for a in form.getlist(key) if a.strip()])}
+        if "images" in form:
+            data["images"] = form.getlist("images")
+        return data
+
+    @post_load
+    def attributes(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        attributes: dict[str, Any] = {key: data[key] for key in (
+            "review_type", "email", "author", "content")}
+        if data["review_type"] != "question":  # the form hides these for a question
+            rating = data["rating"]
+            attributes["rating"] = int(rating) if rating.isdecimal() else None
+            attributes["title"] = data["title"] or None
+            attributes["incentive_type"] = data["incentive_type"] or None
+            attributes["custom_questions"] = [
+                {"id": key, "answers": answers} for key, answers in data["answers"].items()
+            ] or None
+            attributes["images"] = data["images"] or None
+        return attributes
 
 
 def serialise(body: dict[str, Any]) -> bytes:

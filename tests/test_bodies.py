@@ -1,0 +1,101 @@
+"""Bodies as clients really send them, against the Procfile's gunicorn: early answers reach
+clients that send everything before reading, and malformed bodies get a 4xx, never a 5xx."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.processes import gunicorn
+from tests.reviews import data_uri, review_body
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bodies")
+    env = {"DATABASE_URL": f"sqlite:///{tmp / 'outbox.db'}", "WIDGET_SENDER": "off",
+           "RATELIMIT_ENABLED": "false", "SECRET_KEY": "test", "WIDGET_TRUSTED_PROXIES": "0",
+           "WIDGET_OPEN_API": "true"}
+    service = gunicorn(env, log_path=tmp / "web.log").wait_ready()
+    service.log_path = tmp / "web.log"
+    yield service
+    service.stop()
+
+
+def exchange(web, head: bytes, body: bytes = b"", chunk: int = 256 * 1024) -> bytes:
+    """Send the request head and the whole body before reading anything (as urllib and
+    many SDKs do), then read the answer until the server closes."""
+    with socket.create_connection(("127.0.0.1", web.port), timeout=30) as conn:
+        conn.sendall(head)
+        for at in range(0, len(body), chunk):
+            conn.sendall(body[at:at + chunk])
+        answer = b""
+        while data := conn.recv(65536):
+            answer += data
+    return answer
+
+
+def status_and_body(answer: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+@pytest.mark.slow
+def test_a_40_mb_body_sent_without_expect_gets_its_json_413_not_a_reset(web):
+    body = b'{"data": "' + b"x" * (40 * MIB) + b'"}'
+    head = (f"POST /client/reviews HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    status, headers, answer = status_and_body(exchange(web, head, body))
+    assert status == 413
+    assert headers["content-type"] == "application/vnd.api+json"
+    assert json.loads(answer)["errors"][0]["code"] == "payload_too_large"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("content_type, status, code", [
+    ("text/plain", 415, "unsupported_media_type"),
+    ("application/json", 403, "origin_not_allowed"),
+])
+def test_urllib_reads_every_early_answer(web, content_type, status, code):
+    request = urllib.request.Request(
+        web.url + "/client/reviews", data=b"{" + b" " * (8 * MIB) + b"}", method="POST",
+        headers={"Content-Type": content_type, "Origin": "https://elsewhere.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    with refused.value as answer:
+        assert answer.code == status
+        assert json.loads(answer.read())["errors"][0]["code"] == code
+
+
+def form_head(content_type: str, extra: str = "") -> bytes:
+    return (f"POST /embed HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n"
+            f"Content-Type: {content_type}\r\n{extra}\r\n").encode()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head, body, expected", [
+    (form_head("application/x-www-form-urlencoded", "Transfer-Encoding: chunked\r\n"),
+     b"zz\r\nabc\r\n0\r\n\r\n", 400),
+    (form_head("multipart/form-data; boundary=XX", "Transfer-Encoding: chunked\r\n"),
+     b"10\r\n--XX\r\nContent-Dis\r\n3\r\nabc", 400),
+    (form_head("multipart/form-data; boundary=XX", "Content-Length: 60\r\n"),
+     b"--XX\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\nhalf" + b" " * 10, 400),
+    (form_head("multipart/form-data", "Content-Length: 4\r\n"), b"abcd", 400),
+    (form_head("application/json", "Content-Length: 2\r\n"), b"{}", 400),
+    (form_head("application/x-www-form-urlencoded; charset=utf-8", "Content-Length: 18\r\n"),
+     b"content=%ff%fe%fd&", 403),
+], ids=["bad chunk size", "chunked cut short", "truncated multipart", "no boundary",
+        "json", "bad percent-encoding"])
+def test_malformed_form_posts_get_a_4xx_page(web, head, body, expected):
+    status, headers, page = status_and_body(exchange(web, head, body))
+    assert status == expected, page[:500]
+    assert headers["content-type"].startswith("text/html")
+    assert b'id="kr-form"' in page

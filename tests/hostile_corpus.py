@@ -2,6 +2,8 @@
 
     python -m tests.hostile_corpus make DIR     writes one request body per case
     python -m tests.hostile_corpus answer DIR   posts them; prints answers and memory growth
+    python -m tests.hostile_corpus peak FILE    decodes one photo; prints its estimate and the
+                                                peak memory its decode really held
 """
 
 from __future__ import annotations
@@ -9,22 +11,24 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import struct
 import sys
 import tempfile
+import threading
+import time
 import zlib
 from pathlib import Path
 
+import requests
 from PIL import Image
+from requests import Response
 
 from tests.reviews import review_body
 
 
 def peak_rss_mb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) // 1024
-    raise RuntimeError("no VmHWM")
+    return status_kb("VmHWM") // 1024
 
 
 def uri(data: bytes, mime: str = "image/jpeg") -> str:
@@ -61,6 +65,63 @@ def gif_bomb() -> bytes:
     return out.getvalue()
 
 
+def white_webp(size=(16383, 3000)) -> bytes:
+    """A lossless WebP of white pixels: 49 MP in about 2 KB (the format's widest is 16383)."""
+    out = io.BytesIO()
+    Image.new("RGB", size, "white").save(out, "WEBP", lossless=True)
+    return out.getvalue()
+
+
+def repeated_scans(times=5000, size=(2048, 2048)) -> bytes:
+    """A progressive JPEG whose last scan is repeated: each copy costs the decoder a pass
+    over every coefficient (about 0.8 ms a megapixel) for a few dozen bytes."""
+    out = io.BytesIO()
+    Image.new("RGB", size, (9, 99, 199)).save(out, "JPEG", progressive=True)
+    data = out.getvalue()
+    last, end = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
+    return data[:end] + data[last:end] * times + data[end:]
+
+
+def truncated_png() -> bytes:
+    out = io.BytesIO()
+    Image.effect_noise((400, 300), 60).convert("RGB").save(out, "PNG")
+    return out.getvalue()[:out.tell() // 2]
+
+
+def bad_exif(fmt: str) -> bytes:
+    """A small image whose EXIF (PNG eXIf, WebP EXIF, JPEG APP1) has a broken TIFF header."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(out, fmt, exif=exif)
+    data = out.getvalue()
+    tiff = data.find(b"II*\x00") if b"II*\x00" in data else data.find(b"MM\x00*")
+    data = data[:tiff] + b"XX*\x00" + data[tiff + 4:]
+    return fix_png_crcs(data) if fmt == "PNG" else data
+
+
+def fix_png_crcs(data: bytes) -> bytes:
+    """The PNG with every whole chunk's CRC made right again (Pillow checks them)."""
+    out, at = bytearray(data), 8
+    while at + 12 <= len(data):
+        end = at + 12 + struct.unpack(">I", data[at:at + 4])[0]
+        if end > len(data):
+            break
+        out[end - 4:end] = struct.pack(">I", zlib.crc32(data[at + 4:end - 4]) & 0xFFFFFFFF)
+        at = end
+    return bytes(out)
+
+
+def png_two_headers() -> bytes:
+    """A PNG whose second IHDR claims far more pixels than the first (Pillow takes the
+    last one; a check of the first alone would be fooled)."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (9, 99, 199)).save(out, "PNG")
+    data = out.getvalue()
+    second = chunk(b"IHDR", struct.pack(">IIBBBBB", 8000, 8000, 8, 6, 0, 0, 0))
+    return data[:33] + second + data[33:]
+
+
 def make(folder: Path) -> dict:
     exif = Image.Exif()
     exif[0x010F] = "PhoneMaker"
@@ -79,9 +140,17 @@ def make(folder: Path) -> dict:
         "gif_as_png": uri(gif_bomb(), "image/png"),
         "oversized": "data:image/jpeg;base64," + "A" * 17_000_000,
         "exif_gps": uri(jpeg((64, 48), exif=exif)),
+        "webp_49mp": uri(white_webp(), "image/webp"),
+        "webp_49mp_x4": [uri(white_webp(), "image/webp")] * 4,
+        "jpeg_5000_scans": uri(repeated_scans()),
+        "jpeg_5000_scans_x5": [uri(repeated_scans())] * 5,
+        "png_truncated": uri(truncated_png(), "image/png"),
+        "png_bad_exif": uri(bad_exif("PNG"), "image/png"),
+        "webp_bad_exif": uri(bad_exif("WEBP"), "image/webp"),
+        "png_two_headers": uri(png_two_headers(), "image/png"),
     }
-    for name, photo in corpus.items():
-        body = review_body(content=name, images=[photo])
+    for name, photos in corpus.items():
+        body = review_body(content=name, images=photos if isinstance(photos, list) else [photos])
         (folder / f"{name}.json").write_text(json.dumps(body))
     return {"bomb_bytes": len(bomb), "names": list(corpus)}
 
@@ -117,6 +186,67 @@ def answer(folder: Path) -> dict:
             "largest_body_mb": largest}
 
 
+def peak(path: Path, share_bytes: int = 3_300_000) -> dict:
+    """One photo's estimate (widget/intake/photo_headers.py) against the peak RSS growth of
+    its decode, orientation and re-encoding in this fresh process (the compressed bytes and
+    the data-URI are held before the baseline, as a request holds them)."""
+    from widget.intake import photos
+
+    mime = {".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}[path.suffix]
+    policy = photos.PhotoPolicy(memory_budget=10**12)
+    Image.init()
+    photos.process(uri(jpeg((16, 16))), policy, share_bytes)  # warm up: the encoder, its pages
+    photo = photos.inspect(uri(path.read_bytes(), mime), policy, share_bytes)
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    before = status_kb("VmRSS")
+    photos.reencode(photo, policy, share_bytes, time.monotonic() + 60)
+    growth = (status_kb("VmHWM") - before) * 1024
+    return {"photo": path.name, "size": f"{photo.header.width}x{photo.header.height}",
+            "mode": photo.header.mode, "estimate_mb": round(photo.estimate / 1e6, 1),
+            "measured_mb": round(growth / 1e6, 1)}
+
+
+def status_kb(field: str, pid: int | str = "self") -> int:
+    """A memory figure of a process (VmRSS, VmHWM: its peak RSS), in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field}")
+
+
+# -- against the real service (tests/processes.gunicorn) ------------------------------------
+def worker_pid(web) -> int:
+    """The one gunicorn worker: the master's child."""
+    master = web.process.pid
+    [worker] = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return int(worker)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def post_together(url: str, photos: list[list[str]]) -> list[tuple[int, float, Response]]:
+    """One review per list of photos, all sent at once: (status, seconds, response) each."""
+    answers: list = [None] * len(photos)
+
+    def post(index: int) -> None:
+        body = review_body(email=f"load-{index}-{time.time_ns()}@example.com",
+                           content=f"Review {index} {time.time_ns()}.", images=photos[index])
+        started = time.monotonic()
+        response = requests.post(url + "/client/reviews", json=body, timeout=60)
+        answers[index] = (response.status_code, time.monotonic() - started, response)
+
+    threads = [threading.Thread(target=post, args=(index,)) for index in range(len(photos))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(70)
+    return answers
+
+
 if __name__ == "__main__":
-    command, folder = sys.argv[1], Path(sys.argv[2])
-    print(json.dumps((make if command == "make" else answer)(folder)))
+    command, where = sys.argv[1], Path(sys.argv[2])
+    print(json.dumps({"make": make, "answer": answer, "peak": peak}[command](where)))

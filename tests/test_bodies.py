@@ -99,3 +99,19 @@ def test_malformed_form_posts_get_a_4xx_page(web, head, body, expected):
     assert status == expected, page[:500]
     assert headers["content-type"].startswith("text/html")
     assert b'id="kr-form"' in page
+
+
+@pytest.mark.slow
+def test_a_refused_photo_logs_one_line_and_no_traceback(web):
+    svg = data_uri(b"<svg onload=alert(1)>", "image/jpeg")
+    request = urllib.request.Request(
+        web.url + "/client/reviews", data=json.dumps(review_body(images=[svg])).encode(),
+        method="POST", headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    with refused.value as answer:
+        assert answer.code == 422
+    log = web.log_path.read_text()
+    assert "refused POST /client/reviews status=422 code=invalid " \
+           "field=/data/attributes/images/0" in log
+    assert "Traceback" not in log and "PhotoError" not in log

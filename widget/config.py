@@ -124,6 +124,20 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "PHOTO_MAX_DATA_URI_CHARS": _number(env, "PHOTO_MAX_DATA_URI_CHARS", 16_000_000, int),
         "PHOTO_MAX_PIXELS": _number(env, "PHOTO_MAX_PIXELS", 50_000_000, int),
         "PHOTO_MAX_EDGE": _number(env, "PHOTO_MAX_EDGE", 2048, int),
+        # What decoding photos may cost (widget/intake/decoding.py). Megabytes of decoding in
+        # flight in one process, by each photo's estimate read from its header before it is
+        # decoded: 256 leaves a 512 MB dyno room for the worker itself (about 110 MB) and the
+        # bodies being read. A photo estimated over it is refused (413); others wait for room.
+        "PHOTO_MEMORY_BUDGET_MB": _number(env, "PHOTO_MEMORY_BUDGET_MB", 256, int),
+        # Seconds one review waits in all for room in that budget, then 503 + Retry-After: a
+        # photo decodes in under a second, so a longer wait means the process is overloaded.
+        "PHOTO_WAIT_SECONDS": _number(env, "PHOTO_WAIT_SECONDS", 5.0),
+        # CPU seconds one photo may cost (its decoding thread's own time). A 50 MP JPEG costs
+        # about half a second; a file made to cost more is refused (422).
+        "PHOTO_CPU_SECONDS": _number(env, "PHOTO_CPU_SECONDS", 2.0),
+        # Wall-clock seconds for all the photos of one review, waits included; over it, 503.
+        # Under the 30 s after which platform routers and gunicorn's --timeout give up.
+        "PHOTO_WALL_SECONDS": _number(env, "PHOTO_WALL_SECONDS", 20.0),
         # Whole request bodies above this are refused before they are read (413).
         "MAX_CONTENT_LENGTH": _number(env, "WIDGET_MAX_BODY_BYTES", 40_000_000, int),
         "WIDGET_FRAME_ANCESTORS": get("WIDGET_FRAME_ANCESTORS") or "'self'",

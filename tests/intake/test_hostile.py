@@ -108,10 +108,18 @@ def test_hostile_photo_corpus_gets_specific_4xx_answers_at_little_memory(tmp_pat
         "svg_as_jpeg": (422, "SVG and HTML are not accepted"),
         "polyglot": (422, "contains HTML or script"),
         "truncated": (422, "truncated or damaged"),
-        "png_bomb": (422, "the limit is 50 megapixels"),
+        "png_bomb": (422, "the limit is 16.8 megapixels for PNG"),
         "gif_bomb": (422, "image/gif is not accepted"),
         "gif_as_png": (422, "GIF images are not accepted"),
         "oversized": (413, "the limit is 16,000,000"),
+        "webp_49mp": (422, "the limit is 8.85 megapixels for WebP"),
+        "webp_49mp_x4": (422, "the limit is 8.85 megapixels for WebP"),
+        "jpeg_5000_scans": (422, "5,010 scans"),
+        "jpeg_5000_scans_x5": (422, "5,010 scans"),
+        "png_truncated": (422, "truncated or damaged"),
+        "png_bad_exif": (422, "EXIF metadata is damaged"),
+        "webp_bad_exif": (422, "EXIF metadata is damaged"),
+        "png_two_headers": (422, "headers disagree"),
     }
     for name, (status, words) in expected.items():
         got_status, detail, pointer = answers[name][:3]

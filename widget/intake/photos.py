@@ -1,4 +1,5 @@
-"""Photo references: parse data-URIs, sniff, decode fully, strip, orient, downscale, re-encode."""
+"""Photo references: parse data-URIs, sniff, decode within this process's budget, strip,
+orient, downscale, re-encode."""
 
 from __future__ import annotations
 
@@ -6,16 +7,34 @@ import binascii
 import hashlib
 import io
 import re
-import sys
+import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 import pybase64
 from flask import Flask, current_app
 from marshmallow import ValidationError
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin
+
+from widget.intake import photo_headers
+from widget.intake.decoding import (
+    MB,
+    CpuOverrun,
+    Deadline,
+    DecodeBudget,
+    PhotoBusy,
+    PhotoError,
+    PhotoPolicy,
+    PhotoTooLarge,
+    WallOverrun,
+    decode_pool,
+    jpeg_scale,
+    off_the_event_loop,
+    pillow,
+    read_pixels,
+)
+from widget.intake.decoding import ORIENTATION as ORIENTATION  # bench/photos.py reads it here
+from widget.intake.photo_headers import Header
 
 # Declared media types we take, and the Pillow decoder each one may use (an allowlist:
 # nothing else is ever tried on the bytes).
@@ -27,8 +46,6 @@ MAX_URL_CHARS = 2048
 # An https URL with a plain host name and printable ASCII after it. Klaviyo fetches it
 # itself; we never do. The same pattern describes photo URLs in /openapi.json.
 URL_PATTERN = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][\x21-\x7e]*)?$"
-ORIENTATION = 0x0112
-T = TypeVar("T")
 TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -41,22 +58,9 @@ TRANSPOSE = {
 HASH_CHUNK = 1 << 20
 # Tried in order until the photo fits its share of the body: (longest edge cap, JPEG quality).
 ATTEMPTS = ((1.0, 85), (1.0, 75), (1.0, 65), (0.75, 70), (0.5, 65))
-
-
-class PhotoError(ValueError):
-    """The reference is not a photo we can accept (answered 422)."""
-
-
-class PhotoTooLarge(PhotoError):
-    """The photo cannot be taken or made to fit Klaviyo's body cap (answered 413)."""
-
-
-class PhotoBusy(Exception):
-    """No room to decode the photo now (answered 503 with Retry-After)."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+BUSY = "Too many photos are being decoded right now; send the review again in a few seconds."
+TOO_COSTLY = ("The photo is too costly to decode (over {seconds:g} s of processing); save it "
+              "again as an ordinary JPEG.")
 
 
 class PhotosRefused(ValidationError):
@@ -67,14 +71,6 @@ class PhotosRefused(ValidationError):
         super().__init__({"data": {"attributes": {"images": {
             index: [message] for index, message in messages.items()}}}})
         self.status = status
-
-
-@dataclass(frozen=True)
-class PhotoPolicy:
-    max_photos: int = 5
-    max_data_uri_chars: int = 16_000_000
-    max_pixels: int = 50_000_000
-    max_edge: int = 2048
 
 
 def is_url(reference: str) -> bool:
@@ -133,9 +129,25 @@ def decode(reference: str) -> tuple[str, bytes]:
     return DECLARED[match["mime"].lower()], data
 
 
-def open_photo(declared: str, photo: io.BytesIO, policy: PhotoPolicy) -> Image.Image:
-    """Open with the one allowed decoder, refusing lies, polyglots, bombs and animations."""
-    data = photo.getvalue()  # the stream's own buffer, not a copy
+@dataclass
+class Arrived:
+    """A data-URI's photo before decoding: what its header says, what decoding it will
+    cost, and its bytes (until the decode takes them)."""
+
+    header: Header
+    estimate: int
+    data: bytes | None
+
+    def take_data(self) -> bytes:
+        data, self.data = self.data, None
+        assert data is not None, "a photo is decoded once"
+        return data
+
+
+def inspect(reference: str, policy: PhotoPolicy, share_bytes: int) -> Arrived:
+    """Everything known before decoding (cheap): the bytes, their real format, their header
+    and its cost. Refuses lies, polyglots, and costs no real photo has."""
+    declared, data = decode(reference)
     actual = sniff(data)
     if actual == "markup":
         raise PhotoError("SVG and HTML are not accepted; send a JPEG, PNG or WebP photo.")
@@ -147,71 +159,75 @@ def open_photo(declared: str, photo: io.BytesIO, policy: PhotoPolicy) -> Image.I
         raise PhotoError(f"The photo is declared as {declared} but its bytes are {actual}.")
     if MARKUP.search(data):
         raise PhotoError("The photo also contains HTML or script; it is refused.")
+    header = photo_headers.read_header(declared, data)
+    photo_headers.check_cost(header, policy)
+    cost = photo_headers.estimate(header, policy.max_edge, share_bytes)
+    if cost > policy.memory_budget:
+        raise PhotoTooLarge(
+            f"Decoding the photo ({header.width}x{header.height} {declared}) would take about "
+            f"{cost / 1e6:,.0f} MB of memory; the limit for one photo is "
+            f"{policy.memory_budget / 1e6:,.0f} MB. Send a smaller photo, or a JPEG.")
+    return Arrived(header, cost, data)
+
+
+def reencode(photo: Arrived, policy: PhotoPolicy, budget_bytes: int, wall_until: float) -> str:
+    """The photo decoded, oriented, flattened and re-encoded as JPEG of at most
+    `budget_bytes`, on this thread, under its deadline."""
+    deadline = Deadline(policy.cpu_seconds, wall_until)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(photo, formats=[declared])
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PhotoError(_too_many_pixels(policy)) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise PhotoError(f"The photo is not a readable {declared} image.") from None
-    width, height = image.size
-    if width * height > policy.max_pixels or width < 1 or height < 1:
-        raise PhotoError(_too_many_pixels(policy, image.size))
-    if getattr(image, "n_frames", 1) > 1:
-        raise PhotoError("Animated images are not accepted; send a still photo.")
-    return image
-
-
-def _too_many_pixels(policy: PhotoPolicy, size: tuple[int, int] | None = None) -> str:
-    limit = f"the limit is {policy.max_pixels / 1e6:g} megapixels"
-    if size:
-        return f"The photo is {size[0]}x{size[1]} pixels; {limit}."
-    return f"The photo has too many pixels; {limit}."
-
-
-def load_scaled(image: Image.Image, max_edge: int) -> None:
-    """Decode the pixels, at a reduced scale when the longest edge allows it."""
-    if image.format == "JPEG":
-        # Let the JPEG decoder scale by 1/2, 1/4 or 1/8 while decoding (DCT scaling) when
-        # the result keeps at least 90% of the edge we send: a 12 MP photo then costs a
-        # quarter of a full decode. A truncated file still fails in load().
-        scale = draft_scale(max(image.size), max_edge)
-        if scale > 1:
-            width, height = image.size
-            image.draft("RGB", (-(-width // scale), -(-height // scale)))
-    try:
-        image.thumbnail((max_edge, max_edge), Image.Resampling.LANCZOS, reducing_gap=None)
-        image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise PhotoError("The photo is truncated or damaged.") from None
+        image, orientation = read_pixels(photo.header, photo.take_data(), policy, deadline)
+        image = normalise(image, orientation)
+        return encode_within(image, budget_bytes, deadline)
+    except CpuOverrun:
+        raise PhotoError(TOO_COSTLY.format(seconds=policy.cpu_seconds)) from None
+    except WallOverrun:
+        raise PhotoBusy(BUSY, policy.retry_after) from None
 
 
 def normalise(image: Image.Image, orientation: int) -> Image.Image:
     """Apply the EXIF orientation and flatten to RGB (the pixels are loaded)."""
-    if orientation in TRANSPOSE:
-        image = image.transpose(TRANSPOSE[orientation])
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.new("RGB", rgba.size, (255, 255, 255))
-        image.paste(rgba, mask=rgba.getchannel("A"))
-    elif image.mode != "RGB":
-        image = image.convert("RGB")
+    with pillow("The photo's pixels cannot be turned or converted to RGB."):
+        if orientation in TRANSPOSE:
+            image = image.transpose(TRANSPOSE[orientation])
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            image = Image.new("RGB", rgba.size, (255, 255, 255))
+            image.paste(rgba, mask=rgba.getchannel("A"))
+        elif image.mode != "RGB":
+            image = image.convert("RGB")
     return image
 
 
 def draft_scale(longest: int, max_edge: int) -> int:
     """The largest JPEG decode scale (1, 2, 4, 8) that keeps the longest edge >= 90% of max."""
-    scale = 1
-    while scale < 8 and longest / (scale * 2) >= max_edge * 0.9:
-        scale *= 2
-    return scale
+    return jpeg_scale(longest, longest, max_edge)
+
+
+def encode_within(image: Image.Image, budget_bytes: int, deadline: Deadline) -> str:
+    """The first of ATTEMPTS that fits `budget_bytes`, as a data-URI."""
+    longest = max(image.size)
+    for scale, quality in ATTEMPTS:
+        edge = int(longest * scale)
+        candidate = image
+        if edge < longest:
+            with pillow("The photo cannot be downscaled."):
+                candidate = image.copy()
+                candidate.thumbnail((edge, edge), Image.Resampling.LANCZOS)
+        jpeg = encode_jpeg(candidate, quality)
+        if len(jpeg) <= budget_bytes:
+            return to_data_uri(jpeg)
+        deadline.check()
+    raise PhotoTooLarge(
+        f"The photo cannot be made smaller than {budget_bytes:,} bytes, its share of "
+        "Klaviyo's 5 MB limit. Send fewer or simpler photos."
+    )
 
 
 def encode_jpeg(image: Image.Image, quality: int) -> bytes:
     """A baseline JPEG with no metadata at all: no EXIF (GPS), no comments, no trailer."""
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=quality)
+    with pillow("The photo cannot be encoded as JPEG."):
+        image.save(out, "JPEG", quality=quality)
     return out.getvalue()
 
 
@@ -219,64 +235,36 @@ def to_data_uri(jpeg: bytes) -> str:
     return "data:image/jpeg;base64," + pybase64.b64encode(jpeg).decode("ascii")
 
 
-def off_the_event_loop(work: Callable[..., T], *args: Any) -> T:
-    """Run CPU-heavy work on a real thread when gevent drives this process (the Procfile's
-    web role), so other requests are served meanwhile; Pillow releases the GIL while it
-    decodes and encodes. Without gevent, call it here."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("threading"):
-        import gevent
-
-        return gevent.get_hub().threadpool.apply(work, args)
-    return work(*args)
-
-
 def process(reference: str, policy: PhotoPolicy, budget_bytes: int) -> str:
     """Turn one reference into what Klaviyo receives: URLs as they are, data-URIs re-encoded
-    as JPEG of at most `budget_bytes` (binary)."""
+    as JPEG of at most `budget_bytes` (binary). Here and now: no decode budget, no pool."""
     check_reference(reference, policy)
     if is_url(reference):
         return reference
-    declared, data = decode(reference)
-    # Memory: the stream shares data's buffer and is the only holder of it once data is
-    # deleted, so closing it frees the compressed bytes before orientation copies the pixels.
-    with io.BytesIO(data) as photo:
-        del data
-        opened = open_photo(declared, photo, policy)
-        orientation = opened.getexif().get(ORIENTATION, 1)
-        load_scaled(opened, policy.max_edge)
-    image = normalise(opened, orientation)
-    del opened  # the pixels before orientation, when it made a copy: not kept while encoding
-    longest = max(image.size)
-    for scale, quality in ATTEMPTS:
-        edge = int(longest * scale)
-        candidate = image
-        if edge < longest:
-            candidate = image.copy()
-            candidate.thumbnail((edge, edge), Image.Resampling.LANCZOS)
-        jpeg = encode_jpeg(candidate, quality)
-        if len(jpeg) <= budget_bytes:
-            return to_data_uri(jpeg)
-    raise PhotoTooLarge(
-        f"The photo cannot be made smaller than {budget_bytes:,} bytes, its share of "
-        "Klaviyo's 5 MB limit. Send fewer or simpler photos."
-    )
+    photo = inspect(reference, policy, budget_bytes)
+    return reencode(photo, policy, budget_bytes, time.monotonic() + policy.wall_seconds)
 
 
 class Photos:
-    """This process's photo pipeline: the policy every photo is held to."""
+    """This process's photo pipeline: the policy every photo is held to, and the decode
+    budget every request shares."""
 
     def __init__(self, policy: PhotoPolicy) -> None:
         self.policy = policy
+        self.budget = DecodeBudget(policy.memory_budget)
+        self.pool = decode_pool()
 
     def prepare(self, references: list[str], share_bytes: int) -> list[str]:
         """Each reference as Klaviyo receives it, each re-encoded within `share_bytes`.
-        PhotosRefused names the photos that cannot be taken."""
+        PhotosRefused names the photos that cannot be taken; PhotoBusy when this process
+        has no room for them within the review's wait."""
+        now = time.monotonic()
+        wait_until, until = now + self.policy.wait_seconds, now + self.policy.wall_seconds
         processed, invalid, too_large = [], {}, {}
         for index, reference in enumerate(references):
             try:
-                processed.append(off_the_event_loop(process, reference, self.policy,
-                                                    share_bytes))
+                processed.append(self.take(reference, share_bytes, min(wait_until, until),
+                                           until))
             except PhotoTooLarge as error:
                 too_large[index] = f"Photo {index + 1}: {error}"
             except PhotoError as error:
@@ -286,6 +274,28 @@ class Photos:
         if too_large:
             raise PhotosRefused(too_large, 413)
         return processed
+
+    def take(self, reference: str, share_bytes: int, wait_until: float, until: float) -> str:
+        """One reference: checked, inspected, and decoded once its estimate fits the budget."""
+        check_reference(reference, self.policy)
+        if is_url(reference):
+            return reference
+        try:
+            photo = off_the_event_loop(inspect, reference, self.policy, share_bytes,
+                                       timeout=until - time.monotonic(), pool=self.pool)
+            self.budget.take(photo.estimate, wait_until)
+            return off_the_event_loop(
+                self.decode, photo, share_bytes, until, timeout=until - time.monotonic(),
+                pool=self.pool, unstarted=lambda: self.budget.give_back(photo.estimate))
+        except WallOverrun:
+            raise PhotoBusy(BUSY, self.policy.retry_after) from None
+
+    def decode(self, photo: Arrived, share_bytes: int, until: float) -> str:
+        """On the pool's thread: the photo re-encoded, its share given back however it ends."""
+        try:
+            return reencode(photo, self.policy, share_bytes, until)
+        finally:
+            self.budget.give_back(photo.estimate)
 
 
 def content_hash(reference: str) -> str:
@@ -300,13 +310,23 @@ def content_hash(reference: str) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Build this process's photo pipeline."""
+    """Load every decoder plugin now (a pool thread importing one under gevent can wait on
+    the import lock for good), bound what Pillow keeps of a PNG's text, quiet Pillow's
+    warnings about damaged metadata (hostile bytes are refused or stripped, not news), and
+    build this process's photo pipeline."""
+    Image.init()
+    PngImagePlugin.MAX_TEXT_MEMORY = photo_headers.PNG_TEXT_BYTES
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
     config = app.config
     app.extensions["photos"] = Photos(PhotoPolicy(
         max_photos=config["WIDGET_MAX_PHOTOS"],
         max_data_uri_chars=config["PHOTO_MAX_DATA_URI_CHARS"],
         max_pixels=config["PHOTO_MAX_PIXELS"],
         max_edge=config["PHOTO_MAX_EDGE"],
+        memory_budget=config["PHOTO_MEMORY_BUDGET_MB"] * MB,
+        wait_seconds=config["PHOTO_WAIT_SECONDS"],
+        cpu_seconds=config["PHOTO_CPU_SECONDS"],
+        wall_seconds=config["PHOTO_WALL_SECONDS"],
     ))
 
 

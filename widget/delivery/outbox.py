@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -46,6 +48,8 @@ from widget.delivery.commits import GroupCommit, Pending
 log = logging.getLogger(__name__)
 
 STATES = ("queued", "sending", "delivered", "dead")
+# How long a process starting on a new SQLite file waits for another one migrating it.
+SQLITE_WAL_SWITCH_SECONDS = 30.0
 
 metadata = MetaData()
 submissions = Table(
@@ -156,12 +160,27 @@ class NewRow:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")
     # WAL lets readers and the writer work at once; FULL makes each commit durable on disk
     # before the 202 leaves, even if the machine loses power.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """A new file's switch to WAL needs it to itself, and SQLite answers "locked" at once,
+    busy timeout or not, while another process is migrating it: ask again for a while
+    (once a file is in WAL, the switch is a no-op)."""
+    deadline = time.monotonic() + SQLITE_WAL_SWITCH_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def engine_url(url: str) -> str:

@@ -1,6 +1,24 @@
-"""Hostile photos for the memory test, run in fresh processes (see tests/intake/test_hostile.py).
+"""Every hostile case of issue 11, as an attacker would send it, for the tests that answer it.
 
-    python -m tests.hostile_corpus make DIR     writes one request body per case
+Photos (answered by tests/intake/test_hostile.py, test_photos.py, test_photo_load.py and
+bench/hostile.py): a 2.6 KB lossless WebP of 16383x3000 pixels (`white_webp`, alone and four
+at once), a progressive JPEG whose last scan is repeated 5,000 times (`repeated_scans`, alone
+and five in one review), a truncated PNG, PNGs and WebPs with a malformed EXIF/TIFF header,
+a PNG with two headers, bombs, type lies, SVG and polyglots (`make`), and the mutants of
+tests/photo_mutants.py.
+
+Requests (see "requests, not photos" below): a malformed chunked or multipart body posted to
+/embed (`MALFORMED_FORM_POSTS`, tests/test_bodies.py), a body over the limit sent whole
+without `Expect` (`oversized_body`, tests/test_bodies.py), a rotating `X-Forwarded-For`
+(`rotating_forwarded_for`, tests/test_security.py), 200 wrong passwords in a row
+(`wrong_passwords`, tests/moderation/test_login.py), one form token reused for other
+products and past its posts (tests/reviews.py's `form_token`, in
+tests/intake/test_submissions.py), a password
+typed into the Basic-auth user field and moderation search text (`SECRET_IN_USER`,
+`MODERATION_SEARCH`, tests/test_access_log.py), and a second gunicorn on the same machine
+(tests/test_security.py, with the Procfile's own line).
+
+    python -m tests.hostile_corpus make DIR     writes one request body per photo case
     python -m tests.hostile_corpus answer DIR   posts them; prints answers and memory growth
     python -m tests.hostile_corpus peak FILE    decodes one photo; prints its estimate and the
                                                 peak memory its decode really held
@@ -245,6 +263,67 @@ def post_together(url: str, photos: list[list[str]]) -> list[tuple[int, float, R
     for thread in threads:
         thread.join(70)
     return answers
+
+
+
+# -- requests, not photos ------------------------------------------------------------------
+MIB = 1024 * 1024
+
+
+def form_head(content_type: str, extra: str = "") -> bytes:
+    return (f"POST /embed HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n"
+            f"Content-Type: {content_type}\r\n{extra}\r\n").encode()
+
+
+# (name, request head, body, the status it must get) posted to /embed: what a broken
+# client or proxy sends; the form answers each with a 4xx page, never a 5xx.
+MALFORMED_FORM_POSTS = [
+    ("bad chunk size",
+     form_head("application/x-www-form-urlencoded", "Transfer-Encoding: chunked\r\n"),
+     b"zz\r\nabc\r\n0\r\n\r\n", 400),
+    ("chunked cut short",
+     form_head("multipart/form-data; boundary=XX", "Transfer-Encoding: chunked\r\n"),
+     b"10\r\n--XX\r\nContent-Dis\r\n3\r\nabc", 400),
+    ("truncated multipart", form_head("multipart/form-data; boundary=XX",
+                                      "Content-Length: 60\r\n"),
+     b"--XX\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\nhalf" + b" " * 10, 400),
+    ("no boundary", form_head("multipart/form-data", "Content-Length: 4\r\n"), b"abcd", 400),
+    ("json", form_head("application/json", "Content-Length: 2\r\n"), b"{}", 400),
+    ("bad percent-encoding",
+     form_head("application/x-www-form-urlencoded; charset=utf-8", "Content-Length: 18\r\n"),
+     b"content=%ff%fe%fd&", 403),
+]
+
+
+def oversized_body(mib: int = 40) -> tuple[bytes, bytes]:
+    """A JSON body of `mib` MiB (over WIDGET_MAX_BODY_BYTES's 40,000,000) with the head of
+    a client that sends it whole before reading anything (urllib: Connection: close, no
+    Expect: 100-continue)."""
+    body = b'{"data": "' + b"x" * (mib * MIB) + b'"}'
+    head = (f"POST /client/reviews HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    return head, body
+
+
+def rotating_forwarded_for(count: int) -> list[dict[str, str]]:
+    """A fresh X-Forwarded-For on every request: a fresh per-IP quota, if it were believed."""
+    return [{"X-Forwarded-For": f"198.18.{n // 250}.{n % 250 + 1}"} for n in range(count)]
+
+
+def basic(username: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def wrong_passwords(count: int = 200) -> list[dict[str, str]]:
+    """A guesser's Authorization headers: `count` wrong passwords in a row."""
+    return [basic("moderator", f"guess-{n:04d}") for n in range(count)]
+
+
+# A password typed into the user field of the login prompt, and a moderator's search text:
+# neither may reach the access log.
+SECRET_IN_USER = "hunter2-typed-as-user"
+MODERATION_SEARCH = "/moderation/?q=private+search"
 
 
 if __name__ == "__main__":

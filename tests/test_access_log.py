@@ -9,10 +9,11 @@ import pytest
 import requests
 from gunicorn.config import Config
 
+from tests import hostile_corpus as hostile
 from tests.processes import gunicorn
 from widget.access_log import AccessLog
 
-TYPED_AS_USER = "hunter2-typed-as-user"
+TYPED_AS_USER = hostile.SECRET_IN_USER
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def access_lines(text, path):
 @pytest.mark.slow
 def test_a_moderation_request_logs_its_path_but_not_the_user_or_the_search(logged_web):
     web, log = logged_web
-    response = requests.get(web.url + "/moderation/?q=private+search", timeout=5,
+    response = requests.get(web.url + hostile.MODERATION_SEARCH, timeout=5,
                             auth=(TYPED_AS_USER, "whatever"))
     assert response.status_code == 401
     web.stop()  # flushes the log

@@ -10,10 +10,11 @@ import urllib.request
 
 import pytest
 
+from tests import hostile_corpus as hostile
 from tests.processes import gunicorn
 from tests.reviews import data_uri, review_body
 
-MIB = 1024 * 1024
+MIB = hostile.MIB
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +51,7 @@ def status_and_body(answer: bytes) -> tuple[int, dict[str, str], bytes]:
 
 @pytest.mark.slow
 def test_a_40_mb_body_sent_without_expect_gets_its_json_413_not_a_reset(web):
-    body = b'{"data": "' + b"x" * (40 * MIB) + b'"}'
-    head = (f"POST /client/reviews HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-    status, headers, answer = status_and_body(exchange(web, head, body))
+    status, headers, answer = status_and_body(exchange(web, *hostile.oversized_body(40)))
     assert status == 413
     assert headers["content-type"] == "application/vnd.api+json"
     assert json.loads(answer)["errors"][0]["code"] == "payload_too_large"
@@ -75,26 +73,10 @@ def test_urllib_reads_every_early_answer(web, content_type, status, code):
         assert json.loads(answer.read())["errors"][0]["code"] == code
 
 
-def form_head(content_type: str, extra: str = "") -> bytes:
-    return (f"POST /embed HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n"
-            f"Content-Type: {content_type}\r\n{extra}\r\n").encode()
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("head, body, expected", [
-    (form_head("application/x-www-form-urlencoded", "Transfer-Encoding: chunked\r\n"),
-     b"zz\r\nabc\r\n0\r\n\r\n", 400),
-    (form_head("multipart/form-data; boundary=XX", "Transfer-Encoding: chunked\r\n"),
-     b"10\r\n--XX\r\nContent-Dis\r\n3\r\nabc", 400),
-    (form_head("multipart/form-data; boundary=XX", "Content-Length: 60\r\n"),
-     b"--XX\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\nhalf" + b" " * 10, 400),
-    (form_head("multipart/form-data", "Content-Length: 4\r\n"), b"abcd", 400),
-    (form_head("application/json", "Content-Length: 2\r\n"), b"{}", 400),
-    (form_head("application/x-www-form-urlencoded; charset=utf-8", "Content-Length: 18\r\n"),
-     b"content=%ff%fe%fd&", 403),
-], ids=["bad chunk size", "chunked cut short", "truncated multipart", "no boundary",
-        "json", "bad percent-encoding"])
-def test_malformed_form_posts_get_a_4xx_page(web, head, body, expected):
+@pytest.mark.parametrize("name, head, body, expected", hostile.MALFORMED_FORM_POSTS,
+                         ids=[case[0] for case in hostile.MALFORMED_FORM_POSTS])
+def test_malformed_form_posts_get_a_4xx_page(web, name, head, body, expected):
     status, headers, page = status_and_body(exchange(web, head, body))
     assert status == expected, page[:500]
     assert headers["content-type"].startswith("text/html")

@@ -8,6 +8,7 @@ import logging
 import pytest
 import requests
 
+from tests import hostile_corpus as hostile
 from tests.processes import gunicorn
 from tests.reviews import review_body
 
@@ -29,8 +30,8 @@ def ignored_lines(caplog):
 def test_without_trusted_proxies_rotating_x_forwarded_for_shares_one_per_ip_quota(make_app):
     client = make_app(RATELIMIT_ENABLED=True, WIDGET_TRUSTED_PROXIES=0,
                       WIDGET_SUBMIT_LIMIT="2/minute", WIDGET_EMAIL_LIMIT="100/hour").test_client()
-    statuses = [post(client, f"Body {n}", {"X-Forwarded-For": forged}).status_code
-                for n, forged in enumerate(["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"])]
+    statuses = [post(client, f"Body {n}", forged).status_code
+                for n, forged in enumerate(hostile.rotating_forwarded_for(4))]
     assert statuses == [202, 202, 429, 429]
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 
 import pytest
 from limits import parse_many
 
+from tests import hostile_corpus as hostile
 from tests.processes import free_port
 from widget.config import ConfigError
 
@@ -17,11 +17,7 @@ GUESSER = "203.0.113.7"
 MODERATOR_ADDRESS = "198.51.100.20"
 
 
-def basic(username, password):
-    token = base64.b64encode(f"{username}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
+basic = hostile.basic
 RIGHT = basic("moderator", PASSWORD)
 WRONG = basic("mallory-typed-user", "guess-password-123")
 
@@ -49,7 +45,7 @@ def test_wrong_passwords_from_one_address_get_429_with_retry_after_once_over_the
     app = throttled()
     client = app.test_client()
     allowed = min(item.amount for item in parse_many(app.config["MODERATION_LOGIN_LIMIT"]))
-    statuses = [visit(client, WRONG).status_code for _ in range(200)]
+    statuses = [visit(client, guess).status_code for guess in hostile.wrong_passwords(200)]
     assert statuses == [401] * allowed + [429] * (200 - allowed)
 
     locked = visit(client, WRONG)

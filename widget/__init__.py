@@ -19,7 +19,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from widget import bodies, commands, config, errors, health, openapi, security, startup
     from widget.delivery import outbox, pacing, sender
     from widget.extensions import compress, limiter
-    from widget.intake import api, form, photos, questions, submissions
+    from widget.intake import api, defences, form, photos, questions, submissions
     from widget.moderation import views as moderation
     app = Flask(__name__, instance_relative_config=True,
                 static_folder="../static", template_folder="../templates")
@@ -42,6 +42,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     pacing.init_app(app)
     sender.init_app(app)
     commands.init_app(app)
+    defences.init_app(app)
     questions.init_app(app)
     photos.init_app(app)
     submissions.init_app(app)

@@ -283,7 +283,7 @@ class Outbox:
                 if new.duplicate_since is not None:
                     earlier = _first_since(conn, row["fingerprint"], new.duplicate_since)
                     if earlier is not None:
-                        return _repeat(earlier, row)
+                        return _repeat(earlier, row["content_digest"])
                 conn.execute(submissions.insert(), row)
         except IntegrityError:
             # Two requests with the same key raced; the one that committed first wins.
@@ -307,10 +307,13 @@ class Outbox:
             raise IdempotencyConflict(key)
         return _submission(row, outcome="replayed")
 
-    def find_repeat(self, fingerprint: str, since: datetime) -> Submission | None:
-        """The first submission of this fingerprint stored since then, if any."""
+    def find_repeat(self, fingerprint: str, content_digest: str,
+                    since: datetime) -> Submission | None:
+        """The first submission of this fingerprint stored since then, if any, when it sent
+        the same content; RepeatConflict when it sent other content."""
         with self.engine.connect() as conn:
-            return _first_since(conn, fingerprint, since)
+            earlier = _first_since(conn, fingerprint, since)
+        return _repeat(earlier, content_digest) if earlier else None
 
     def claim_due(self) -> Submission | None:
         """Take the next due row for sending, or None when nothing is due."""
@@ -486,9 +489,10 @@ def _first_since(conn: Connection, fingerprint: str, since: datetime) -> Submiss
     return _submission(row, outcome="repeat") if row else None
 
 
-def _repeat(earlier: Submission, row: dict[str, Any]) -> Submission:
-    """The earlier submission when `row` sends the same, else RepeatConflict."""
-    if earlier.content_digest is not None and earlier.content_digest == row["content_digest"]:
+def _repeat(earlier: Submission, content_digest: str | None) -> Submission:
+    """The earlier submission when it sent this content, else RepeatConflict (rows from
+    before content digests count as other content)."""
+    if earlier.content_digest is not None and earlier.content_digest == content_digest:
         return earlier
     raise RepeatConflict(earlier)
 
@@ -520,7 +524,8 @@ def _insert_many(conn: Connection, batch: list[NewRow]) -> list[Submission | Exc
                 if new.duplicate_since is not None and r["created_at"] >= new.duplicate_since]
         if same:
             try:
-                outcomes.append(_repeat(_submission(same[0], outcome="repeat"), row))
+                outcomes.append(_repeat(_submission(same[0], outcome="repeat"),
+                                        row["content_digest"]))
             except RepeatConflict as conflict:
                 outcomes.append(conflict)
             continue

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, request
+from flask import Flask, current_app, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from limits import RateLimitItem, RateLimitItemPerSecond, parse_many
 
@@ -211,6 +211,16 @@ class Backlog:
                 "More reviews are waiting for Klaviyo than it can take soon; try again later.",
                 headers={"Retry-After": "60"},
             )
+
+
+def backlog() -> Backlog:
+    """This app's backlog ceiling."""
+    return current_app.extensions["backlog"]
+
+
+def init_app(app: Flask) -> None:
+    """The backlog ceiling, its count shared by this process's requests."""
+    app.extensions["backlog"] = Backlog(app.config["WIDGET_BACKLOG_LIMIT"])
 
 
 def _email_key(email: str) -> str:

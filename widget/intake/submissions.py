@@ -82,20 +82,20 @@ def _store(arrival: Arrival, body: Body, claims: defences.TokenClaims | None) ->
         raise idempotency_conflict() from None
     if earlier:
         return earlier
-    current_app.extensions["backlog"].check()
+    defences.backlog().check()
     review = review_schema().load(body.document())
     defences.check_token_product(claims, review)
-    fingerprint = defences.fingerprint(review)
-    content = content_digest(review)
+    fingerprint, content = defences.fingerprint(review), content_digest(review)
     since = utcnow() - REPEAT_WINDOW
-    earlier = store.find_repeat(fingerprint, since)
-    if earlier is not None:
-        return same_review_or_conflict(earlier, content)
     attributes = review["data"]["attributes"]
-    defences.check_email_limit(attributes["email"])
-    if attributes.get("images"):
-        attributes["images"] = prepare_photos(review)
     try:
+        # Looked up before the photos are decoded, and again in the insert's transaction.
+        earlier = store.find_repeat(fingerprint, content, since)
+        if earlier is not None:
+            return earlier
+        defences.check_email_limit(attributes["email"])
+        if attributes.get("images"):
+            attributes["images"] = prepare_photos(review)
         submission = store.put(serialise(review), key, body.digest, fingerprint, content,
                                duplicate_since=since)
     except IdempotencyConflict:
@@ -106,12 +106,6 @@ def _store(arrival: Arrival, body: Body, claims: defences.TokenClaims | None) ->
         defences.count_email(attributes["email"])
         sender.current().notify()
     return submission
-
-
-def same_review_or_conflict(earlier: Submission, content: str) -> Submission:
-    if earlier.content_digest == content:
-        return earlier
-    raise repeat_conflict(earlier)
 
 
 def prepare_photos(review: dict[str, Any]) -> list[str]:
@@ -177,9 +171,8 @@ def store_unavailable(error: SQLAlchemyError) -> ApiError:
 
 
 def init_app(app: Flask) -> None:
-    """Build the review schema once (schemas keep no state between loads, and building the
-    nested ones costs more than a load) and the backlog ceiling."""
+    """Build the review schema once: schemas keep no state between loads, and building the
+    nested ones costs more than a load."""
     app.extensions["review_schema"] = ReviewSchema(
         max_photos=app.config["WIDGET_MAX_PHOTOS"],
         questions=app.extensions["custom_questions"])
-    app.extensions["backlog"] = defences.Backlog(app.config["WIDGET_BACKLOG_LIMIT"])

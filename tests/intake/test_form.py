@@ -376,3 +376,19 @@ def test_a_refused_form_comes_back_with_a_fresh_token_for_the_same_product(app):
     with app.test_request_context():
         claims = defences.check_token(fresh, required=True)
     assert claims.product == "shopify:42"
+
+
+def test_photos_over_the_body_limit_are_named_and_the_text_comes_back(make_app):
+    app = make_app(MAX_CONTENT_LENGTH=100_000)  # bodies under werkzeug's test spool (500 KB)
+    client = app.test_client()
+    data = form(content="Keep what I wrote.")
+    data["photos"] = [(io.BytesIO(image_bytes()), "small.jpg", "image/jpeg"),
+                      (io.BytesIO(b"\xff\xd8\xff" + b"\x01" * 150_000), "big.jpg", "image/jpeg")]
+    page = client.post("/embed", data=data, content_type="multipart/form-data")
+    assert page.status_code == 413
+    assert "Keep what I wrote." in page.text and "Photo 2 could not be used" in page.text
+    assert "Photo 1 could not be used" not in page.text
+    data["photos"] = [(io.BytesIO(b"\xff\xd8\xff" + b"\x01" * 250_000), "huge.jpg", "image/jpeg")]
+    beyond = client.post("/embed", data=data, content_type="multipart/form-data")
+    assert beyond.status_code == 413 and "too large to send" in beyond.text
+    assert queued_bodies(app) == []

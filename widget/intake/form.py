@@ -7,6 +7,7 @@ import base64
 import logging
 import math
 import re
+import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from widget import assets, i18n
 from widget.cache import ReadCache
 from widget.config import ConfigError
 from widget.delivery.outbox import request_hash
-from widget.errors import ApiError, from_validation, log_refusal, pointers
+from widget.errors import ApiError, Problem, from_validation, log_refusal, pointers
 from widget.intake import defences, questions, submissions
 from widget.intake.api import submissions_limit
 from widget.intake.pages import (
@@ -58,6 +59,8 @@ BY_CODE = {"review_already_sent": "err_already_sent", "outbox_unavailable": "err
 FIELDS = {"rating", "title", "content", "author", "email", "images", "incentive_type",
           "review_type", "custom_questions"}
 REVIEW_FORM = ReviewForm()
+# A posted photo is held in memory up to this, then in a temporary file (werkzeug's default).
+SPOOL_BYTES = 500 * 1024
 
 
 @bp.get("/embed")
@@ -107,22 +110,53 @@ class MalformedForm(BadRequest):
     """The body is not a whole form (a broken chunked or multipart body, another type)."""
 
 
+class CappedFile(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
+    """A posted photo, kept while it fits what its form may keep; past that it is read on
+    and dropped (`overflowed`), so the form's text still arrives."""
+
+    def __init__(self, room: list[int], per_file: int) -> None:
+        super().__init__(max_size=SPOOL_BYTES)
+        self.room, self.left, self.overflowed = room, per_file, False
+
+    def write(self, data: Any) -> int:
+        size = len(data)
+        if not self.overflowed and (size > self.left or size > self.room[0]):
+            self.overflowed = True
+            self.room[0] += self.tell()  # what it held goes back to the others
+            self.seek(0)
+            self.truncate()
+        if self.overflowed:
+            return size
+        self.left -= size
+        self.room[0] -= size
+        return super().write(data)
+
+
 def read_posted() -> Posted:
     """The posted form, read once and strictly: a body that is not a whole form is refused,
-    never taken as an empty one."""
+    never taken as an empty one. Photos are kept up to WIDGET_MAX_BODY_BYTES in all (and
+    each up to the largest data-URI taken); a body up to twice that is read through, its
+    photos past the limit named too large, the text kept."""
     if "posted" in g:
         return g.posted
     if request.mimetype not in FORM_TYPES:
         raise MalformedForm(f"a form post is {' or '.join(FORM_TYPES)}, not "
                             f"{request.mimetype or 'no Content-Type'}")
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    room = [limit]
+    per_file = current_app.config["PHOTO_MAX_DATA_URI_CHARS"] * 3 // 4 + 1
+    g.photo_files = []  # closed after the answer, even when parsing fails half-way
+
+    def keep(*_: Any, **__: Any) -> CappedFile:
+        g.photo_files.append(CappedFile(room, per_file))
+        return g.photo_files[-1]
+
     parser = FormDataParser(
-        max_form_memory_size=request.max_form_memory_size,
-        max_content_length=request.max_content_length,
-        max_form_parts=request.max_form_parts, silent=False, cls=MultiDict)
-    try:
+        stream_factory=keep, max_form_memory_size=request.max_form_memory_size,
+        max_content_length=2 * limit, max_form_parts=request.max_form_parts, silent=False,
+        cls=MultiDict)
+    try:  # a body over the limit raises RequestEntityTooLarge (413), answered below
         _, form, files = parser.parse_from_environ(request.environ)
-    except RequestEntityTooLarge:
-        raise
     except (ValueError, OSError, ParseException, BadRequest) as error:
         raise MalformedForm(f"the form did not arrive whole ({type(error).__name__})") from None
     g.posted = Posted(form, files.getlist("photos"))
@@ -131,17 +165,22 @@ def read_posted() -> Posted:
 
 @bp.teardown_request
 def close_posted(_error: BaseException | None) -> None:
-    """The posted files' spooled streams, closed once the answer is made."""
-    posted = g.pop("posted", None)
-    for photo in posted.files if posted else ():
+    """The posted photos' spooled files, closed once the answer is made."""
+    for photo in g.pop("photo_files", ()):
         photo.close()
 
 
 def review_from_form(posted: Posted, context: dict[str, Any]) -> dict[str, Any]:
     """The Klaviyo-format body for a posted form (the same one the script builds)."""
+    photos = [photo for photo in posted.files if photo.filename]
+    too_large = [Problem(f"Photo {index + 1} is larger than this form can send.",
+                         f"/data/attributes/images/{index}", code="too_large",
+                         title="Photo too large")
+                 for index, photo in enumerate(photos) if photo.stream.overflowed]
+    if too_large:
+        raise ApiError(413, too_large)
     fields = posted.form.copy()
-    fields.setlist("images", [photo_reference(photo) for photo in posted.files
-                              if photo.filename])
+    fields.setlist("images", [photo_reference(photo) for photo in photos])
     attributes = REVIEW_FORM.load(fields)
     if context["product_id"]:
         attributes["product"] = {"external_id": context["product_id"],

@@ -89,8 +89,10 @@ def _store(arrival: Arrival, body: Body, claims: defences.TokenClaims | None) ->
     since = utcnow() - REPEAT_WINDOW
     attributes = review["data"]["attributes"]
     try:
-        # Looked up before the photos are decoded, and again in the insert's transaction.
-        earlier = store.find_repeat(fingerprint, content, since)
+        # The insert's transaction looks for a repeat; with photos, look first as well, so
+        # that a repeat never costs their decoding.
+        earlier = store.find_repeat(fingerprint, content, since) \
+            if attributes.get("images") else None
         if earlier is not None:
             return earlier
         defences.check_email_limit(attributes["email"])

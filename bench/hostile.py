@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/hostile.py [--quick] [--markdown]
 
-The Procfile's gunicorn (one gevent worker, decodes on gevent's pool threads), fresh per
+The Procfile's gunicorn (one gevent worker, decodes on the photos' own pool of threads), fresh per
 case and warmed up by one small photo; the worker's peak RSS is reset to its RSS
 (`echo 5 > /proc/<worker>/clear_refs`) before the posts and read (`VmHWM`) after them.
 Cases: four concurrent 49 MP lossless WebPs (16383x3000 white, 2 KB each); six concurrent

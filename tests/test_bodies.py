@@ -81,6 +81,8 @@ def test_malformed_form_posts_get_a_4xx_page(web, name, head, body, expected):
     assert status == expected, page[:500]
     assert headers["content-type"].startswith("text/html")
     assert b'id="kr-form"' in page
+    if expected == 400:  # one line, as every refusal logs, never a traceback
+        assert "refused POST /embed status=400 code=malformed_form" in web.log_path.read_text()
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ the theme and the demo page."""
 from __future__ import annotations
 
 import base64
-import logging
 import math
 import re
 import tempfile
@@ -41,7 +40,6 @@ from widget.intake.submissions import Arrival, Body
 from widget.security import frameable
 
 bp = Blueprint("form", __name__)
-log = logging.getLogger(__name__)
 Page = tuple[str, int, dict[str, str]]  # body, status, headers
 
 # The form's anti-abuse fields (widget/intake/defences.py); the script sends them as headers.
@@ -238,8 +236,7 @@ def throttled_form(error: TooManyRequests) -> Page:
 
 @bp.errorhandler(MalformedForm)
 def malformed_form(error: MalformedForm) -> Page:
-    log.info("refused %s %s status=400 code=malformed_form (%s)", request.method,
-             request.path, error.description)
+    log_refusal(ApiError.one(400, "malformed_form", "Malformed form", str(error.description)))
     return form_with_errors(400, notice="err_malformed", as_typed=False)
 
 

@@ -2,11 +2,22 @@
 
 - `POST /client/reviews?company_id=...` answers 202 with an empty body, checks the revision
   header, the media type, the 5 MB cap and the ReviewCreateDTO shape, and records the body.
-- Every endpoint shares one account budget in fixed windows (10/s, 150/min by default);
-  over it, 429 with `Retry-After` in whole seconds.
+  Each create also becomes a pending review on the read side (`created`, `reads.reviews`),
+  visible there `create_delay(s)` seconds after its 202 (Klaviyo creates asynchronously);
+  `on_create` is called with it before the 202 goes out.
+- Every endpoint shares one account budget in fixed windows (10/s, 150/min by default) that
+  start at `origin + k * length` (origin 0: aligned to the clock); over it, 429 with
+  `Retry-After` in whole seconds and nothing else. Every admitted answer that is not a 429
+  carries `RateLimit-Limit` (per minute), `RateLimit-Remaining` (left in this minute window)
+  and `RateLimit-Reset` (whole seconds until it ends, rounded up).
+- `other_integration(per_minute)`: another private-key integration of the account spends the
+  same budget, evenly spaced; played lazily up to each admission, its calls in `other_calls`.
 - Errors are JSON:API `{"errors": [{"id", "status", "code", "title", "detail", "source"}]}`.
 - Switches inject failures: `fail_with(503)`, `throttle(retry_after=3)`, `slow(2.0)`,
-  `hang()`, `refuse()` / `accept()`.
+  `hang()` (or `hang(create=True)`: create, then never answer), `answer_late(s)` (create,
+  then answer after s; or `create=False`: a 504 after s), `refuse()` / `accept()`.
+- Measurements of our own requests: `window_counts`, `max_in_span`, `peak`, `statuses`;
+  of the other integration's: `other_counts`.
 
 Run it by hand with `python -m tests.fake_klaviyo --port 8099`.
 """
@@ -21,11 +32,16 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
 from werkzeug.serving import BaseWSGIServer, make_server
+
+if TYPE_CHECKING:
+    from tests.fake_klaviyo_reads import ReadSide
 
 MAX_BODY = 5 * 1024 * 1024
 REVISION = "2026-07-15"
@@ -33,6 +49,8 @@ JSONAPI = "application/vnd.api+json"
 REVIEW_TYPES = {"question", "rating", "review", "store"}
 INCENTIVES = {"coupon_or_discount", "employee_review", "free_product", "loyalty_points",
               "other", "paid_promotion", "sweepstakes_entry"}
+IMAGE_HOST = "https://images.fake-klaviyo.test"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,27 +77,68 @@ class Switches:
     throttle_remaining: int | None = None  # None: until cleared
     delay_seconds: float = 0.0
     hang: bool = False
+    hang_create: bool = False  # hang(create=True): create, then hang the create's answer
+    late_seconds: float | None = None
+    late_create: bool = True
+    late_remaining: int | None = None  # None: until cleared
+    create_delay: float = 0.0
 
 
 @dataclass
 class Windows:
-    """Fixed windows aligned to the clock, as Klaviyo counts them."""
+    """Fixed windows starting at `origin + k * length`, as Klaviyo counts them (origin 0:
+    aligned to the clock; tests pass the start time so the first minute is a whole one)."""
 
     per_second: int = 10
     per_minute: int = 150
+    origin: float = 0.0
     seconds: Counter = field(default_factory=Counter)
     minutes: Counter = field(default_factory=Counter)
 
+    def index(self, now: float, length: float) -> int:
+        return math.floor((now - self.origin) / length)
+
+    def left(self, now: float, length: float) -> int:
+        """Whole seconds until the window holding `now` ends, rounded up: never shows a window
+        ending before it does (at least 1, as a window that holds `now` has not ended)."""
+        end = self.origin + (self.index(now, length) + 1) * length
+        return max(1, math.ceil(end - now))
+
     def admit(self, now: float) -> int | None:
         """Count the request, or return the whole seconds until it could be admitted."""
-        second, minute = int(now), int(now // 60)
+        second, minute = self.index(now, 1), self.index(now, 60)
         if self.minutes[minute] >= self.per_minute:
-            return math.ceil((minute + 1) * 60 - now)
+            return self.left(now, 60)
         if self.seconds[second] >= self.per_second:
-            return math.ceil(second + 1 - now)
+            return self.left(now, 1)
         self.seconds[second] += 1
         self.minutes[minute] += 1
         return None
+
+    def headers(self, now: float) -> dict[str, str]:
+        """The RateLimit-* headers of an answer admitted at `now` (after it was counted)."""
+        used = self.minutes[self.index(now, 60)]
+        return {"RateLimit-Limit": str(self.per_minute),
+                "RateLimit-Remaining": str(max(0, self.per_minute - used)),
+                "RateLimit-Reset": str(self.left(now, 60))}
+
+
+@dataclass
+class OtherIntegration:
+    """Another private-key integration of the account: `per_minute` calls a minute, evenly
+    spaced from `start` (the first one a spacing after it). Played lazily, no thread."""
+
+    per_minute: int
+    start: float
+    played: int = 0  # its calls already played (counted or refused)
+
+    def due(self, now: float) -> list[float]:
+        """The times of its calls due up to `now` not yet played, marked played."""
+        spacing, times = 60 / self.per_minute, []
+        while (at := self.start + (self.played + 1) * spacing) <= now:
+            times.append(at)
+            self.played += 1
+        return times
 
 
 def problem(status: int, code: str, title: str, detail: str, pointer: str | None = None,
@@ -141,12 +200,17 @@ class FakeKlaviyo:
     """Start with `start()` (or as a context manager); `url` is its base URL."""
 
     def __init__(self, port: int = 0, per_second: int = 10, per_minute: int = 150,
-                 public_key: str = "PUBKEY") -> None:
+                 public_key: str = "PUBKEY", origin: float = 0.0) -> None:
         self.port = port
         self.public_key = public_key
-        self.windows = Windows(per_second, per_minute)
+        self.windows = Windows(per_second, per_minute, origin)
         self.switches = Switches()
         self.received: list[Received] = []
+        self.created: list[dict[str, Any]] = []  # review resources created, in order
+        self.on_create: Callable[[dict[str, Any]], None] | None = None
+        self.other: OtherIntegration | None = None
+        self.other_calls: list[float] = []  # the other integration's counted calls
+        self.reads: ReadSide  # set by register_reads
         self.lock = threading.Lock()
         self.release = threading.Event()
         self.pause_until = 0.0  # the end of the last Retry-After the fake gave
@@ -160,6 +224,10 @@ class FakeKlaviyo:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def origin(self) -> float:
+        return self.windows.origin
 
     def start(self) -> FakeKlaviyo:
         self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
@@ -195,10 +263,35 @@ class FakeKlaviyo:
     def slow(self, seconds: float) -> None:
         self.switches.delay_seconds = seconds
 
-    def hang(self) -> None:
-        """Accept requests and never answer (until `clear()` or `stop()`)."""
+    def hang(self, create: bool = False) -> None:
+        """Accept requests and never answer (until `clear()` or `stop()`, then 503). With
+        `create`, only creates hang, after the review is created (then 202): the answer that
+        is lost while the review exists; reads and invalid bodies answer as usual."""
         self.release.clear()
-        self.switches.hang = True
+        if create:
+            self.switches.hang_create = True
+        else:
+            self.switches.hang = True
+
+    def answer_late(self, seconds: float, create: bool = True, count: int | None = None) -> None:
+        """Answer the next `count` creates (all, until cleared, when None) `seconds` late:
+        with `create`, the review is created at once and the 202 waits; without, the fake
+        waits and answers 504, creating nothing. `clear()` or `stop()` ends the wait."""
+        self.release.clear()
+        sw = self.switches
+        sw.late_seconds, sw.late_create, sw.late_remaining = seconds, create, count
+
+    def create_delay(self, seconds: float) -> None:
+        """Show each created review on the reads only `seconds` after its 202."""
+        self.switches.create_delay = seconds
+
+    def other_integration(self, per_minute: int | None) -> None:
+        """From now on, another integration spends `per_minute` calls a minute of the same
+        budget (None or 0: it stops). Not a failure switch: `clear()` leaves it on."""
+        if per_minute is not None and per_minute < 0:
+            raise ValueError("per_minute must be positive")
+        with self.lock:
+            self.other = OtherIntegration(per_minute, time.time()) if per_minute else None
 
     def refuse(self) -> None:
         """Stop listening: connections are refused until `accept()`."""
@@ -209,7 +302,7 @@ class FakeKlaviyo:
         self.start()
 
     def clear(self) -> None:
-        """Back to normal behaviour."""
+        """Back to normal behaviour (the other integration, if any, goes on)."""
         self.switches = Switches()
         self.release.set()
 
@@ -226,9 +319,37 @@ class FakeKlaviyo:
 
     def peak(self, window_seconds: int) -> int:
         """The most requests that arrived in one fixed window of that length."""
+        return max(self.window_counts(window_seconds).values(), default=0)
+
+    def window_counts(self, seconds: int = 60) -> dict[int, int]:
+        """Our requests per fixed window of that length (index relative to `origin`)."""
         with self.lock:
-            counts = Counter(int(r.at // window_seconds) for r in self.received)
-        return max(counts.values(), default=0)
+            return self._counts([r.at for r in self.received], seconds)
+
+    def other_counts(self, seconds: int = 60) -> dict[int, int]:
+        """The other integration's counted calls per fixed window, played up to now."""
+        with self.lock:
+            self._play_other(time.time())
+            return self._counts(self.other_calls, seconds)
+
+    def max_in_span(self, seconds: float = 60.0) -> int:
+        """The most of our requests arriving in any span [t, t + seconds): a sliding window,
+        which shows a burst across a fixed window's boundary that `peak` splits in two."""
+        with self.lock:
+            times = sorted(r.at for r in self.received)
+        best, first = 0, 0
+        for last, at in enumerate(times):
+            while times[first] <= at - seconds:
+                first += 1
+            best = max(best, last - first + 1)
+        return best
+
+    def statuses(self, path: str | None = None) -> Counter[int]:
+        """Our requests' statuses (0: not answered yet)."""
+        return Counter(r.status for r in self.requests(path))
+
+    def _counts(self, times: list[float], seconds: float) -> dict[int, int]:
+        return dict(sorted(Counter(self.windows.index(t, seconds) for t in times).items()))
 
     def sent_during_pause(self, grace: float) -> list[Received]:
         """Requests that arrived during a Retry-After more than `grace` seconds after the 429
@@ -270,10 +391,18 @@ class FakeKlaviyo:
             seen = request.environ.get("fake.received")
             if seen is not None:
                 seen.status = response.status_code
+            limits = request.environ.get("fake.ratelimit")
+            if limits is not None and response.status_code != 429:
+                for name, value in limits.items():
+                    response.headers[name] = value
             return response
 
         @app.post("/client/reviews")
         def create_client_review() -> Response:
+            if (wait := self._take_late(create=False)) is not None:
+                self.release.wait(wait)
+                return problem(504, "gateway_timeout", "Gateway timeout",
+                               "The upstream did not answer in time.")
             if request.headers.get("revision") != REVISION:
                 return problem(400, "invalid", "Invalid revision",
                                f"revision header must be {REVISION}")
@@ -294,6 +423,12 @@ class FakeKlaviyo:
             if errors:
                 pointer, detail = errors[0]
                 return problem(400, "invalid", "Invalid input.", detail, pointer)
+            late = self._take_late(create=True)
+            self._create(body)
+            if self.switches.hang_create:
+                self.release.wait(60)
+            elif late is not None:
+                self.release.wait(late)
             return Response(b"", 202)
 
         from tests.fake_klaviyo_reads import register_reads  # the read side (moderation)
@@ -325,10 +460,83 @@ class FakeKlaviyo:
             return problem(status, "error", "Injected failure",
                            f"the fake was told to answer {status}")
         with self.lock:
+            self._play_other(now)
             retry_after = self.windows.admit(now)
+            if retry_after is None:
+                request.environ["fake.ratelimit"] = self.windows.headers(now)
         if retry_after is not None:
             return self._throttled(now, retry_after)
         return None
+
+    def _play_other(self, now: float) -> None:
+        """Count the other integration's calls due up to `now` (call with the lock held); one
+        that finds its window full is refused to it and not counted."""
+        if self.other is None:
+            return
+        for at in self.other.due(now):
+            if self.windows.admit(at) is None:
+                self.other_calls.append(at)
+
+    def _take_late(self, create: bool) -> float | None:
+        """The seconds this create's answer is to wait under `answer_late(create=...)`, or
+        None; a create that takes a late answer counts down `count`."""
+        with self.lock:
+            sw = self.switches
+            if sw.late_seconds is None or sw.late_create != create:
+                return None
+            seconds = sw.late_seconds
+            if sw.late_remaining is not None:
+                sw.late_remaining -= 1
+                if sw.late_remaining <= 0:
+                    sw.late_seconds = sw.late_remaining = None
+            return seconds
+
+    def _create(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Make the pending review Klaviyo would make of a valid body, visible on the reads
+        after `create_delay`, and mark the request 202 at once (so `reviews()` counts it
+        even while its answer waits); then call `on_create`."""
+        attrs = body["data"]["attributes"]
+        now = time.time()
+        review_id = "created-" + uuid.uuid4().hex[:12]
+        stamp = datetime.fromtimestamp(now, UTC).isoformat()
+        product = attrs.get("product")
+        item = (f"${product['integration_key']}:::$default:::{product['external_id']}"
+                if product else "$shopify:::$default:::none")
+        resource: dict[str, Any] = {
+            "type": "review", "id": review_id,
+            "attributes": {
+                "email": attrs["email"],
+                "status": {"value": "pending"},
+                "verified": False,
+                "review_type": attrs["review_type"],
+                "created": stamp,
+                "updated": stamp,
+                "images": [f"{IMAGE_HOST}/{review_id}/{n}.jpg"
+                           for n, _ in enumerate(attrs.get("images") or [], 1)],
+                "product": {"url": None, "name": None, "image_url": None,
+                            "external_id": product["external_id"]} if product else None,
+                "rating": attrs.get("rating"),
+                "author": attrs["author"],
+                "content": attrs["content"],
+                "title": attrs.get("title"),
+                "smart_quote": None,
+                "public_reply": None,
+            },
+            "relationships": {"item": {"data": {"type": "catalog-item", "id": item}}},
+        }
+        with self.lock:
+            self.created.append(resource)
+            self.reads.reviews.append(resource)
+            self.reads.visible_from[review_id] = now + self.switches.create_delay
+            seen = request.environ.get("fake.received")
+            if seen is not None:
+                seen.status = 202
+        if self.on_create is not None:
+            try:
+                self.on_create(resource)
+            except Exception:  # a test's hook must not turn the create into a 500
+                log.exception("on_create raised; ignored")
+        return resource
 
     def _throttled(self, now: float, retry_after: int) -> Response:
         with self.lock:

@@ -10,6 +10,10 @@ Held to Klaviyo's get_reviews / get_review descriptions (revision 2026-07-15):
   `page[size]` 1 to 100 (default 20); `page[cursor]` is opaque; `links.next` / `links.prev`
   carry every other parameter. `include=events` adds the related events.
 - Reviews never carry the incentive, custom answers or order id (only our outbox has them).
+- Reviews created through `POST /client/reviews` join `reviews` as pending ones; each is
+  served only from its time in `visible_from` (Klaviyo creates asynchronously). Datetimes
+  without an offset, in a filter or in the data, are read as UTC (never a 500 for comparing
+  naive with aware).
 
 The fixtures (tests/fake_klaviyo_fixtures.py) cover every status, rejection reasons, null
 fields, questions, public replies, photos, unicode and HTML/script payloads.
@@ -21,8 +25,9 @@ import base64
 import copy
 import json
 import re
+import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -66,6 +71,18 @@ class ReadSide:
     })
     # Harsher than Klaviyo: a refused key is quoted back, to prove we never show it.
     echo_key_in_errors: bool = False
+    # Review id -> time.time() from which it is served; reviews not here are always served.
+    visible_from: dict[str, float] = field(default_factory=dict)
+
+    def visible(self, now: float) -> list[dict[str, Any]]:
+        """The reviews a read at `now` sees: fixtures always, creates once they are visible."""
+        return [r for r in self.reviews if self.visible_from.get(r["id"], 0.0) <= now]
+
+
+def utc(text: str) -> datetime:
+    """An ISO 8601 datetime, read as UTC when it carries no offset."""
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # -- the filter language ------------------------------------------------------------------
@@ -139,7 +156,7 @@ def _value(name: str, token: str) -> Any:
         if quoted:
             raise FilterError("Datetimes in filters are not quoted")
         try:
-            return datetime.fromisoformat(token)
+            return utc(token)
         except ValueError:
             raise FilterError(f"Invalid datetime {token!r}") from None
     if name == "rating":
@@ -168,7 +185,7 @@ def matches(review: dict[str, Any], condition: tuple[str, str, Any]) -> bool:
     elif name == "status":
         return wanted == "all" or (attrs["status"] or {}).get("value") == wanted
     elif name == "created":
-        actual = datetime.fromisoformat(attrs["created"])
+        actual = utc(attrs["created"]) if attrs["created"] is not None else None
     else:
         actual = attrs[name]
     if actual is None:
@@ -210,8 +227,8 @@ def link(offset: int) -> str:
 def sort_key(name: str):
     def key(review: dict[str, Any]) -> tuple:
         value = review["attributes"][name]
-        if name != "rating":
-            value = datetime.fromisoformat(value)
+        if name != "rating" and value is not None:
+            value = utc(value)
         return (value is None, value if value is not None else 0, review["id"])
     return key
 
@@ -284,7 +301,9 @@ def register_reads(app: Flask, fake: Any) -> None:
             offset = offset_of(args["page[cursor]"]) if "page[cursor]" in args else 0
         except FilterError as error:
             return bad(str(error), "page[cursor]")
-        found = [r for r in fake.reads.reviews if all(matches(r, c) for c in conditions)]
+        with fake.lock:
+            shown = fake.reads.visible(time.time())
+        found = [r for r in shown if all(matches(r, c) for c in conditions)]
         found.sort(key=sort_key(sort.lstrip("-")), reverse=sort.startswith("-"))
         page = found[offset:offset + int(size)]
         links = {"self": link(offset)}
@@ -302,7 +321,9 @@ def register_reads(app: Flask, fake: Any) -> None:
     def get_review(review_id: str) -> Response:
         if (refusal := refused()) is not None:
             return refusal
-        for review in fake.reads.reviews:
+        with fake.lock:
+            shown = fake.reads.visible(time.time())
+        for review in shown:
             if review["id"] == review_id:
                 body = {"data": resource(review), "links": {"self": request.base_url}}
                 if extra := included([review]):

@@ -12,6 +12,8 @@ from widget.klaviyo import (
     KlaviyoRejected,
     KlaviyoTimeout,
     KlaviyoUnavailable,
+    RateLimitReading,
+    rate_limit_reading,
 )
 
 BASE = "https://klaviyo.test"
@@ -98,3 +100,32 @@ def test_the_private_key_is_not_in_the_clients_repr_or_session_headers():
     client = KlaviyoClient(CONFIG)
     assert PRIVATE not in repr(client)
     assert PRIVATE not in str(dict(client.session.headers))
+
+
+def test_rate_limit_headers_are_read_as_numbers_or_not_at_all():
+    at = 1000.0
+    assert rate_limit_reading({"RateLimit-Limit": "150", "RateLimit-Remaining": "12",
+                               "RateLimit-Reset": "41"}, at) == RateLimitReading(150, 12, 41, at)
+    structured = {"RateLimit-Limit": "150, 150;w=60", "RateLimit-Remaining": "3",
+                  "RateLimit-Reset": "7"}
+    assert rate_limit_reading(structured, at).limit == 150
+    assert rate_limit_reading({"RateLimit-Limit": "150"}, at) is None
+    assert rate_limit_reading({"RateLimit-Limit": "many", "RateLimit-Remaining": "1",
+                               "RateLimit-Reset": "1"}, at) is None
+
+
+@responses.activate
+def test_every_answer_but_a_429_leaves_its_rate_limit_reading_on_the_client():
+    limits = {"RateLimit-Limit": "150", "RateLimit-Remaining": "97", "RateLimit-Reset": "12"}
+    responses.post(f"{BASE}/client/reviews", status=202, body=b"", headers=limits)
+    responses.get(f"{BASE}/api/reviews", json={"data": []}, headers=limits)
+    client = KlaviyoClient(CONFIG)
+    client.create_review(b"{}")
+    assert (client.last_reading.limit, client.last_reading.remaining) == (150, 97)
+    client.last_reading = None
+    client.list_reviews({})
+    assert client.last_reading.reset == 12
+    responses.post(f"{BASE}/client/reviews", status=429, headers={"Retry-After": "3"})
+    with pytest.raises(KlaviyoRateLimited):
+        client.create_review(b"{}")
+    assert client.last_reading is None

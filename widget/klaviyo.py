@@ -8,13 +8,48 @@ never a key: the private key lives only in the Authorization header of a request
 from __future__ import annotations
 
 import math
+import re
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
 JSONAPI = "application/vnd.api+json"
+LEADING_NUMBER = re.compile(r"\s*(\d+(?:\.\d+)?)")
+
+
+@dataclass(frozen=True)
+class RateLimitReading:
+    """What an answer's RateLimit-* headers said about the account's steady window: its
+    limit, the calls left in it (approximate) and the seconds until it ends, read `at`
+    (time.time()) when the answer came."""
+
+    limit: int
+    remaining: int
+    reset: float
+    at: float
+
+    @property
+    def reset_at(self) -> float:
+        return self.at + self.reset
+
+
+def rate_limit_reading(headers: Mapping[str, str], at: float) -> RateLimitReading | None:
+    """The three headers, or None when one is missing or unreadable. Only the leading
+    number of each is read (`150` or a structured `150;w=60` alike)."""
+    numbers = []
+    for name in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"):
+        match = LEADING_NUMBER.match(headers.get(name, ""))
+        if match is None:
+            return None
+        numbers.append(float(match.group(1)))
+    limit, remaining, reset = numbers
+    if limit < 1:
+        return None
+    return RateLimitReading(int(limit), max(0, int(remaining)), reset, at)
 
 
 class KlaviyoError(Exception):
@@ -80,6 +115,9 @@ class KlaviyoClient:
         self.timeout = (config["KLAVIYO_CONNECT_TIMEOUT"], config["KLAVIYO_READ_TIMEOUT"])
         self.session = requests.Session()
         self.session.headers.update({"revision": self.revision, "Accept": JSONAPI})
+        # The RateLimit-* headers of the last answer (None: no answer, a 429, or none sent);
+        # the caller hands them to the pacer.
+        self.last_reading: RateLimitReading | None = None
 
     def __repr__(self) -> str:  # never show the key, even in a debugger or a traceback
         return f"KlaviyoClient({self.base_url!r}, revision={self.revision!r})"
@@ -123,6 +161,7 @@ class KlaviyoClient:
                                      response.status_code) from None
 
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        self.last_reading = None
         try:
             response = self.session.request(
                 method, self.base_url + path, timeout=self.timeout, allow_redirects=False,
@@ -140,6 +179,8 @@ class KlaviyoClient:
         except requests.RequestException as error:
             raise KlaviyoUnavailable(f"request to Klaviyo failed: {type(error).__name__}") from None
         status = response.status_code
+        if status != 429:
+            self.last_reading = rate_limit_reading(response.headers, time.time())
         if status < 300:
             return response
         if status == 429:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+from tests.reviews import review_body
+
 
 def test_healthz_says_the_process_is_alive(client):
     response = client.get("/healthz")
@@ -10,9 +14,23 @@ def test_healthz_says_the_process_is_alive(client):
 
 def test_readyz_reports_the_database_the_limits_storage_and_the_public_key(client):
     body = client.get("/readyz").get_json()
-    assert body == {"status": "ready",
-                    "checks": {"database": "ok", "klaviyo_public_key": "set",
-                               "rate_limit_storage": "memory (this process only)"}}
+    assert body["status"] == "ready"
+    assert body["checks"] == {"database": "ok", "klaviyo_public_key": "set",
+                              "rate_limit_storage": "memory (this process only)"}
+    assert body["klaviyo_budget"].startswith("unknown until Klaviyo answers")
+
+
+def test_readyz_shows_klaviyos_budget_as_its_last_answer_described_it(make_app, fake_klaviyo):
+    app = make_app(WIDGET_SENDER="thread")
+    client = app.test_client()
+    assert client.post("/client/reviews", json=review_body()).status_code == 202
+    fake_klaviyo.wait_for_reviews(1)
+    deadline = time.monotonic() + 5  # the sender notes the answer just after it came
+    while isinstance(budget := client.get("/readyz").get_json()["klaviyo_budget"], str) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert budget["limit"] == 150 and budget["remaining"] == 149
+    assert 0 < budget["reset_in_seconds"] <= 60
 
 
 def test_readyz_says_when_the_public_key_is_missing(make_app):

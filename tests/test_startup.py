@@ -45,6 +45,17 @@ def test_a_random_secret_key_with_several_web_processes_is_refused():
     assert "Set SECRET_KEY" in problem
 
 
+@pytest.mark.parametrize("share", ["0", "-0.1", "1.5"])
+def test_a_read_share_outside_zero_to_one_is_refused(share):
+    [problem] = problems(REVIEWS_READ_SHARE=share)
+    assert f"REVIEWS_READ_SHARE={float(share):g}" in problem and "at most 1" in problem
+
+
+def test_a_limits_storage_the_pace_cannot_keep_its_view_in_is_refused():
+    [problem] = problems(RATELIMIT_STORAGE_URI="memcached://cache:11211")
+    assert "'memcached'" in problem and "redis://" in problem
+
+
 def test_scale_out_settings_start():
     assert problems(DYNO="web.1", WIDGET_WEB_PROCESSES="4", SECRET_KEY="s",
                     DATABASE_URL="postgresql://db/reviews",

@@ -48,8 +48,18 @@ def readyz() -> Any:
         "set" if current_app.config["KLAVIYO_PUBLIC_KEY"]
         else "missing: submissions wait in the outbox until KLAVIYO_PUBLIC_KEY is set"
     )
-    body = {"status": "ready" if ready else "unavailable", "checks": checks}
+    body = {"status": "ready" if ready else "unavailable", "checks": checks,
+            "klaviyo_budget": _budget()}
     return jsonify(body), 200 if ready else 503
+
+
+def _budget() -> dict[str, Any] | str:
+    """Klaviyo's steady window as the last answer's RateLimit-* headers described it."""
+    view = pacing.current().view()
+    if view is None:
+        return "unknown until Klaviyo answers (the pace is SENDER_RATE_LIMITS until then)"
+    return {"limit": int(view["limit"]), "remaining": max(0, int(view["remaining"])),
+            "reset_in_seconds": round(view["reset_in"], 1)}
 
 
 def _storage_check() -> str:

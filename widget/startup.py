@@ -38,6 +38,19 @@ def problems(config: Mapping[str, Any]) -> list[str]:
             "one long random value in every process (python -c 'import secrets; "
             "print(secrets.token_hex(32))')."
         )
+    if not 0 < config["REVIEWS_READ_SHARE"] <= 1:
+        found.append(
+            f"REVIEWS_READ_SHARE={config['REVIEWS_READ_SHARE']:g}: it is the share of "
+            "Klaviyo's budget that reads may take, a number above 0 and at most 1 (0.2 "
+            "leaves 80% to deliveries)."
+        )
+    uri = config["RATELIMIT_STORAGE_URI"]
+    if not uri.startswith(("memory://", "redis://", "rediss://", "unix://")):
+        found.append(
+            f"RATELIMIT_STORAGE_URI starts with {uri.split('://')[0]!r}: the pace to Klaviyo "
+            "keeps its view of the budget in memory:// (one process) or Redis (redis://, "
+            "rediss://)."
+        )
     return found
 
 

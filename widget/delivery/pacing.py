@@ -1,30 +1,47 @@
-"""The budget of calls to Klaviyo, shared by every process through RATELIMIT_STORAGE_URI.
+"""The budget of calls to Klaviyo, paced by what Klaviyo reports and shared by every process.
 
-Klaviyo counts 10/s and 150/min per account in fixed windows, reads included, on arrival.
-Moving windows bound every interval of our calls wherever Klaviyo's window edges fall. The
-default SENDER_RATE_LIMITS, "8 per 2 seconds;140/minute", keeps any one second at 8 even
-when network delays bunch calls together (up to a second of jitter), and any minute at 140;
-the steady rate, 140/min, is the same as with 8/s. A 429 pauses every process sharing the
-storage until its Retry-After has passed.
+Klaviyo counts every review call of an account (reads included, other integrations' too) in
+fixed windows: a burst window of a second and a steady window of a minute (10/s and 150/min
+at tier M, 3/s and 60/min at S; this service is not told the tier). Every answer but a 429
+carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` for the steady window,
+and Klaviyo recommends pacing by them. So:
 
-A per-process budget (memory://) dies with its process; a new process seeds it with the
-calls the outbox shows in the last longest window, so a crash and restart cannot start a
-fresh minute on top of a spent one.
-
-When the storage cannot be reached (Redis down), no process can know what the others have
-spent, so none calls Klaviyo: `try_acquire` answers "wait" and the log says so once. When it
-answers again and our windows are empty (a Redis restarted without its data), calls resume
-only once the longest window has passed since the outage began, so the calls made just before
-it still count.
+- **The view.** Every answer's headers (creates, reads and lookups alike) update one view of
+  the steady window in the shared record (widget/delivery/budget.py): how many calls are
+  left and when the window ends. Calls granted after the call an answer was for are not in
+  its count yet, so they are taken off what it says is left.
+- **The spread.** What is left is spread evenly over what remains of the window: the next
+  call comes (window end - last call) / (left + 1/2) after the last one, so a window's last
+  call falls half a gap before its end and calls stay evenly spaced across windows. Never
+  faster than twice the window's average rate, which keeps under every tier's burst limit
+  (Klaviyo's bursts allow 3 to 6 times the steady average).
+- **The ceiling.** SENDER_RATE_LIMITS (default Klaviyo's tier M, "10 per 2 seconds;150/
+  minute") is kept in moving windows as well, whatever the view says; it is the whole pace
+  when no answer carried the headers yet. "10 per 2 seconds" keeps any one second under 10
+  even when network delays bunch calls together.
+- **Writes before reads.** Reads (moderation, the mirror's sync) take at most
+  REVIEWS_READ_SHARE of each steady window; lookups of unanswered sends are deliveries' own
+  calls (they stand in for a send) and are not limited by the share.
+- **A 429** pauses every process until its Retry-After has passed.
+- **A lost budget.** When the storage cannot be reached no process can know what the others
+  have spent, so none calls Klaviyo (the log says so once). When it answers again, or when it
+  answered all along but restarted empty (redis-py reconnects on its own; the record's
+  `epoch` is gone), nobody calls until the longest window has passed since that was noticed,
+  so that the calls made before still count. A new process finding no record holds too when
+  the outbox shows calls within that window.
+- A per-process budget (memory://) dies with its process; a new process seeds its moving
+  windows with the calls the outbox shows in the last longest window.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -33,12 +50,30 @@ from limits import RateLimitItem, parse_many
 from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from widget.delivery.budget import State, budget_for
 from widget.delivery.outbox import utcnow
+from widget.klaviyo import RateLimitReading
 
 log = logging.getLogger(__name__)
 
+SEND = "send"
+READ = "read"
 # How often a sender asks an unreachable storage again (seconds).
 STORAGE_RETRY_SECONDS = 1.0
+# Never faster than this many times the steady window's average rate (see the docstring).
+MAX_RATE_OVER_AVERAGE = 2.0
+
+
+@dataclass(frozen=True)
+class Slot:
+    """The pacer's answer: granted (wait 0) as grant number `seq`, or wait `wait` seconds."""
+
+    wait: float
+    seq: int = 0
+
+    @property
+    def granted(self) -> bool:
+        return self.wait <= 0
 
 
 class Pacer:
@@ -46,7 +81,9 @@ class Pacer:
 
     def __init__(self, storage_uri: str, rate_limits: str, account: str = "klaviyo",
                  key_prefix: str = "widget",
-                 storage_options: Mapping[str, Any] | None = None) -> None:
+                 storage_options: Mapping[str, Any] | None = None,
+                 read_share: float = 0.2, hold_if_empty: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
         options = dict(storage_options or {}) if storage_uri.startswith(("redis", "rediss")) \
             else {}
         self.storage: Storage = storage_from_string(storage_uri, **options)
@@ -57,59 +94,181 @@ class Pacer:
             parse_many(rate_limits), key=lambda item: item.get_expiry()
         )
         self.account = f"{key_prefix}:{account}"
-        self.pause_key = f"{key_prefix}:{account}-pause-until"
+        self.budget = budget_for(storage_uri, f"{key_prefix}:{account}-budget", options)
+        self.read_share = read_share
+        self.clock = clock  # the view's clock (tests pass their own); windows use real time
+        # A record missing at our first look is a lost budget only if calls were made lately.
+        self._hold_if_empty = hold_if_empty
+        self._epoch: float | None = None
         # A 429 seen by this process holds it even when the storage could not record it.
         self._local_pause_until = 0.0
         self._outage_since: float | None = None
-        self._hold_until = 0.0
         self._lock = threading.Lock()
 
-    def pause_remaining(self) -> float:
-        """Seconds until Klaviyo's last Retry-After has passed (0 when not paused)."""
-        shared = self.storage.get(self.pause_key)
-        return max(0.0, max(shared, self._local_pause_until) - time.time())
+    @property
+    def longest_window(self) -> float:
+        """Seconds of the longest window (60 for 150/minute): Klaviyo's steady window."""
+        return longest_window(self.items)
 
+    # -- taking a slot ---------------------------------------------------------------------
+    def try_acquire(self, kind: str = SEND) -> Slot:
+        """Take one call's slot (`kind` SEND or READ), or say how long to wait."""
+        try:
+            slot = self._try_acquire(kind)
+        except Exception as error:  # redis errors, limits' StorageError: never call blind
+            self._storage_failed(error)
+            return Slot(STORAGE_RETRY_SECONDS)
+        if self._outage_since is not None:
+            self._storage_recovered()
+        return slot
+
+    def _try_acquire(self, kind: str) -> Slot:
+        local_pause = self._local_pause_until - self.clock()
+        if local_pause > 0:
+            return Slot(local_pause)
+        for item in reversed(self.items):  # look at the long windows without spending
+            if not self.limiter.test(item, self.account):
+                return Slot(self._until_free(item))
+        slot = self.budget.update(lambda state: self._decide(state, self.clock(), kind))
+        if not slot.granted:
+            return slot
+        for item in self.items:
+            if not self.limiter.hit(item, self.account):
+                return Slot(self._until_free(item))  # the spread's slot is spent in vain
+        return slot
+
+    def _decide(self, state: State, now: float, kind: str) -> tuple[State | None, Slot]:
+        """One grant or wait, on the shared record (run atomically by the budget)."""
+        before = dict(state)
+        self._check_epoch(state, now)
+        wait = max(state.get("pause_until", 0.0), state.get("hold_until", 0.0)) - now
+        if wait <= 0 and "reset_at" in state:
+            wait = self._spread_wait(state, now, kind)
+        if wait > 0:  # the record changes only when the epoch or the window did
+            return (state if state != before else None), Slot(wait)
+        seq = int(state.get("seq", 0.0)) + 1
+        state["seq"], state["last_grant"] = float(seq), now
+        if kind == READ:
+            state["reads"] = state.get("reads", 0.0) + 1
+        return state, Slot(0.0, seq)
+
+    def _check_epoch(self, state: State, now: float) -> None:
+        """Notice a record that was lost (a Redis restarted empty), and hold."""
+        epoch = state.get("epoch")
+        if epoch is None:
+            state["epoch"] = float(random.getrandbits(52) or 1)
+            if self._epoch is not None or self._hold_if_empty:
+                state["hold_until"] = max(state.get("hold_until", 0.0),
+                                          now + self.longest_window)
+                log.warning("the pacing storage lost its record of Klaviyo's budget (a "
+                            "restart?): no calls to Klaviyo for %.0fs, until the calls made "
+                            "before are out of every window", self.longest_window)
+            self._epoch = state["epoch"]
+            return
+        if self._epoch is not None and epoch != self._epoch:
+            log.warning("the pacing storage was found empty by another process: holding "
+                        "calls for %.1fs", state.get("hold_until", now) - now)
+        self._epoch = epoch
+
+    def _spread_wait(self, state: State, now: float, kind: str) -> float:
+        """Seconds until the view lets the next call go (0: now). Rolls an ended window."""
+        window = self.longest_window
+        if now >= state["reset_at"]:  # a new window: all of it is left, as far as we know
+            state["reset_at"] += window * (math.floor((now - state["reset_at"]) / window) + 1)
+            state["remaining"] = state["limit"]
+            state["observed_seq"] = state.get("seq", 0.0)
+        limit, reset_at = state["limit"], state["reset_at"]
+        if kind == READ:
+            # The window's end is refined by later answers: the same window within half.
+            if abs(state.get("reads_window", 0.0) - reset_at) > window / 2:
+                state["reads"] = 0.0
+            state["reads_window"] = reset_at
+            if state.get("reads", 0.0) >= math.floor(self.read_share * limit):
+                return reset_at - now
+        left = state["remaining"] - (state.get("seq", 0.0) - state["observed_seq"])
+        if left < 1:
+            return reset_at - now
+        last = state.get("last_grant", 0.0)
+        gap = max((reset_at - last) / (left + 0.5), window / (MAX_RATE_OVER_AVERAGE * limit))
+        return last + gap - now
+
+    # -- what Klaviyo said -----------------------------------------------------------------
+    def observe(self, slot: Slot, reading: RateLimitReading | None) -> None:
+        """Take an answer's RateLimit-* headers into the shared view (None: it had none)."""
+        if reading is None or not slot.seq:
+            return
+        try:
+            self.budget.update(lambda state: (self._observed(state, slot.seq, reading), None))
+        except Exception as error:
+            self._storage_failed(error)
+
+    def _observed(self, state: State, seq: int, reading: RateLimitReading) -> State | None:
+        window = self.longest_window
+        reset_at, granted = reading.reset_at, state.get("seq", float(seq))
+        fresh = {"limit": float(reading.limit), "remaining": float(reading.remaining),
+                 "reset_at": reset_at, "observed_seq": float(seq)}
+        if "reset_at" not in state:  # the first view: reads made before count in it
+            return state | fresh | {"reads_window": reset_at}
+        if reset_at > state["reset_at"] + window / 2:
+            return state | fresh  # a window we had not rolled into yet
+        if reset_at < state["reset_at"] - window / 2:
+            return None  # an answer from a window that has ended
+        left_now = state["remaining"] - (granted - state["observed_seq"])
+        left_then = reading.remaining - (granted - seq)
+        if seq > state["observed_seq"] or left_then < left_now:
+            state |= fresh
+        # RateLimit-Reset is whole seconds, rounded up: the earliest end is the truest.
+        state["reset_at"] = min(state["reset_at"], reset_at)
+        return state
+
+    def view(self) -> dict[str, float] | None:
+        """Klaviyo's steady window as last seen (limit, remaining, reset in seconds)."""
+        try:
+            state = self.budget.read()
+        except Exception:
+            return None
+        if "reset_at" not in state:
+            return None
+        return {"limit": state["limit"],
+                "remaining": state["remaining"] - (state.get("seq", 0) - state["observed_seq"]),
+                "reset_in": max(0.0, state["reset_at"] - self.clock())}
+
+    # -- pauses and holds ------------------------------------------------------------------
     def pause(self, seconds: float) -> None:
         """Stop every process's calls for `seconds` (rounded up to whole seconds)."""
-        until = math.ceil(time.time() + seconds)
+        until = float(math.ceil(self.clock() + seconds))
         self._local_pause_until = max(self._local_pause_until, until)
+
+        def longer(state: State) -> tuple[State | None, None]:
+            if until <= state.get("pause_until", 0.0):
+                return None, None
+            return state | {"pause_until": until}, None
         try:
-            if until > self.storage.get(self.pause_key):
-                self.storage.clear(self.pause_key)
-                self.storage.incr(self.pause_key, expiry=math.ceil(seconds) + 1, amount=until)
+            self.budget.update(longer)
         except Exception as error:  # the storage is down: try_acquire holds every call anyway
             self._storage_failed(error)
 
-    def try_acquire(self) -> float:
-        """Take one call's slot: 0.0 when granted, else the seconds to wait before asking again."""
-        try:
-            wait = self._try_acquire()
-        except Exception as error:  # redis errors, limits' StorageError: never call blind
-            self._storage_failed(error)
-            return STORAGE_RETRY_SECONDS
-        return wait
+    def pause_remaining(self) -> float:
+        """Seconds until Klaviyo's last Retry-After has passed (0 when not paused)."""
+        shared = self.budget.read().get("pause_until", 0.0)
+        return max(0.0, max(shared, self._local_pause_until) - self.clock())
 
-    def _try_acquire(self) -> float:
-        wait = self.pause_remaining()
-        if self._outage_since is not None:
-            self._storage_recovered()
-        hold = self._hold_until - time.time()
-        if hold > 0:
-            return hold
-        if wait > 0:
-            return wait
-        for item in reversed(self.items):  # look at the long windows without spending
-            if not self.limiter.test(item, self.account):
-                return self._until_free(item)
-        for item in self.items:
-            if not self.limiter.hit(item, self.account):
-                return self._until_free(item)
-        return 0.0
+    def may_call_now(self) -> bool:
+        """A last look just before a call: False while paused or held, or when the storage
+        fails."""
+        try:
+            state = self.budget.read()
+        except Exception as error:
+            self._storage_failed(error)
+            return False
+        until = max(state.get("pause_until", 0.0), state.get("hold_until", 0.0),
+                    self._local_pause_until)
+        return until <= self.clock() and state.get("epoch") == self._epoch
 
     def _storage_failed(self, error: Exception) -> None:
         with self._lock:
             if self._outage_since is None:
-                self._outage_since = time.time()
+                self._outage_since = self.clock()
                 log.error("pacing storage unreachable (%s): no calls to Klaviyo until it "
                           "answers again, so that no process can exceed Klaviyo's limits",
                           type(error).__name__)
@@ -117,22 +276,10 @@ class Pacer:
     def _storage_recovered(self) -> None:
         with self._lock:
             since, self._outage_since = self._outage_since, None
-        if since is None:
-            return
-        longest = self.items[-1]
-        stats = self.limiter.get_window_stats(longest, self.account)
-        if stats.remaining >= longest.amount:  # our windows are gone with the old storage
-            self._hold_until = since + longest.get_expiry()
-        log.warning("pacing storage answers again after %.1fs%s", time.time() - since,
-                    f"; calls resume in {self._hold_until - time.time():.1f}s, when the "
-                    "calls made before the outage are out of every window"
-                    if self._hold_until > time.time() else "")
+        if since is not None:
+            log.warning("pacing storage answers again after %.1fs", self.clock() - since)
 
-    @property
-    def longest_window(self) -> float:
-        """Seconds of the longest window (60 for 140/minute)."""
-        return float(self.items[-1].get_expiry())
-
+    # -- the rest --------------------------------------------------------------------------
     def seed(self, calls: int) -> None:
         """Count `calls` made lately by a process that died, as if made now (later than they
         were: they leave the windows late, never early). For a per-process (memory://)
@@ -141,18 +288,10 @@ class Pacer:
             for _ in range(min(calls, item.amount)):
                 self.limiter.hit(item, self.account)
 
-    def may_call_now(self) -> bool:
-        """A last look just before a call: False while paused or when the storage fails."""
-        try:
-            return self.pause_remaining() == 0 and self._hold_until <= time.time()
-        except Exception as error:
-            self._storage_failed(error)
-            return False
-
     def storage_ok(self) -> bool:
         """The storage answers (for /readyz)."""
         try:
-            return bool(self.storage.check())
+            return bool(self.storage.check()) and self.budget.ping()
         except Exception:
             return False
 
@@ -161,25 +300,46 @@ class Pacer:
         return max(0.01, reset - time.time())
 
     def reset(self) -> None:
-        """Forget every slot and pause (tests and the CLI use this)."""
+        """Forget every slot, view and pause (tests and the CLI use this)."""
         for item in self.items:
             self.limiter.clear(item, self.account)
-        self.storage.clear(self.pause_key)
+        self.budget.clear()
+        self._epoch = None
         self._local_pause_until = 0.0
-        self._hold_until = 0.0
+
+
+def longest_window(rate_limits: str | list[RateLimitItem]) -> float:
+    """Seconds of the longest of these windows."""
+    items = parse_many(rate_limits) if isinstance(rate_limits, str) else rate_limits
+    return float(max(item.get_expiry() for item in items))
+
+
+def wait_for_slot(pacer: Pacer, kind: str, patience: float) -> Slot:
+    """A granted slot within `patience` seconds, or the last wait when none came in time."""
+    deadline = time.monotonic() + patience
+    while not (slot := pacer.try_acquire(kind)).granted:
+        if time.monotonic() + slot.wait > deadline:
+            return slot
+        time.sleep(slot.wait)
+    return slot
 
 
 def init_app(app: Flask) -> None:
     """This process's pacer. A per-process (memory://) budget starts from the calls the
     outbox shows in the last longest window, so a restart cannot start a fresh minute on
-    top of a spent one."""
+    top of a spent one; a shared one holds when it has lost its record and the outbox shows
+    such calls."""
     config = app.config
+    memory = config["RATELIMIT_STORAGE_URI"].startswith("memory://")
+    since = utcnow() - timedelta(seconds=longest_window(config["SENDER_RATE_LIMITS"]))
+    recent_calls = app.extensions["outbox"].touched_since(since)
     pacer = Pacer(config["RATELIMIT_STORAGE_URI"], config["SENDER_RATE_LIMITS"],
                   key_prefix=config["RATELIMIT_KEY_PREFIX"],
-                  storage_options=config["RATELIMIT_STORAGE_OPTIONS"])
-    if config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
-        since = utcnow() - timedelta(seconds=pacer.longest_window)
-        pacer.seed(app.extensions["outbox"].touched_since(since))
+                  storage_options=config["RATELIMIT_STORAGE_OPTIONS"],
+                  read_share=config["REVIEWS_READ_SHARE"],
+                  hold_if_empty=not memory and recent_calls > 0)
+    if memory:
+        pacer.seed(recent_calls)
     app.extensions["pacer"] = pacer
 
 

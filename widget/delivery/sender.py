@@ -1,4 +1,4 @@
-"""Drains the outbox to Klaviyo at the allowed pace, as a thread or as the `send` command."""
+"""Drains the outbox to Klaviyo at the pace Klaviyo allows, as a thread or the `send` command."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import click
 from flask import Flask, current_app
 
 from widget.delivery.outbox import Outbox, Submission, utcnow
-from widget.delivery.pacing import Pacer
+from widget.delivery.pacing import SEND, Pacer, Slot
 from widget.klaviyo import (
     KlaviyoClient,
     KlaviyoError,
@@ -100,9 +100,9 @@ class Sender:
         not_yet = (due_at - utcnow()).total_seconds()
         if not_yet > 0:
             return min(not_yet, poll)
-        wait = self.pacer.try_acquire()
-        if wait > 0:
-            return wait
+        slot = self.pacer.try_acquire(SEND)
+        if not slot.granted:
+            return slot.wait
         submission = self.outbox.claim_due()
         if submission is None:  # another sender took it; our slot is spent in vain, safely
             return 0.0
@@ -112,10 +112,10 @@ class Sender:
             self.outbox.retry_at(submission.id, utcnow(), status=None, count_attempt=False,
                                  error="held back: Klaviyo asked every sender to pause")
             return 0.0
-        self.deliver(client, submission)
+        self.deliver(client, submission, slot)
         return 0.0
 
-    def deliver(self, client: KlaviyoClient, submission: Submission) -> None:
+    def deliver(self, client: KlaviyoClient, submission: Submission, slot: Slot) -> None:
         """Send one claimed row and record what happened to it."""
         max_age = timedelta(hours=self.config["SENDER_MAX_AGE_HOURS"])
         if utcnow() - submission.age_from > max_age:
@@ -153,6 +153,8 @@ class Sender:
         else:
             self.outbox.mark_delivered(submission.id, status)
             self._log(submission, "delivered", status, 0.0, time.monotonic() - started)
+        finally:
+            self.pacer.observe(slot, client.last_reading)
 
     def backoff(self, attempts: int) -> float:
         """Exponential backoff with jitter: base * 2**(attempts-1), capped, times 0.5 to 1."""

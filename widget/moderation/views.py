@@ -33,6 +33,7 @@ from werkzeug.datastructures import Authorization
 
 from widget.cache import ReadCache
 from widget.delivery import outbox
+from widget.delivery.pacing import READ, Pacer, Slot, wait_for_slot
 from widget.klaviyo import (
     KlaviyoClient,
     KlaviyoError,
@@ -190,7 +191,7 @@ def load(key: Hashable, call: Callable[[KlaviyoClient], dict[str, Any]]) -> dict
     if not config["KLAVIYO_PRIVATE_KEY"]:
         raise KlaviyoKeyMissing("KLAVIYO_PRIVATE_KEY is not set")
     pacer = current_app.extensions["pacer"]
-    take_slot(pacer.try_acquire, config["MODERATION_WAIT_SECONDS"])
+    slot = take_slot(pacer, config["MODERATION_WAIT_SECONDS"])
     client = KlaviyoClient(config)  # one per request: sessions are not shared by threads
     started = time.monotonic()
     try:
@@ -199,19 +200,20 @@ def load(key: Hashable, call: Callable[[KlaviyoClient], dict[str, Any]]) -> dict
         pacer.pause(error.retry_after or RETRY_AFTER_THROTTLED)  # the sender waits too
         raise
     finally:
+        pacer.observe(slot, client.last_reading)
         client.close()
     log.info("moderation read %s took=%.3fs", key[0] if isinstance(key, tuple) else key,
              time.monotonic() - started)
     return document
 
 
-def take_slot(try_acquire: Callable[[], float], patience: float) -> None:
-    """Wait up to `patience` seconds for a slot; Busy when none comes in time."""
-    deadline = time.monotonic() + patience
-    while (wait := try_acquire()) > 0:
-        if time.monotonic() + wait > deadline:
-            raise Busy(wait)
-        time.sleep(wait)
+def take_slot(pacer: Pacer, patience: float) -> Slot:
+    """A read's slot within `patience` seconds (reads take a bounded share of the budget,
+    behind deliveries); Busy when none comes in time."""
+    slot = wait_for_slot(pacer, READ, patience)
+    if not slot.granted:
+        raise Busy(slot.wait)
+    return slot
 
 
 def page_query(listing: Listing, link: str | None) -> dict[str, str] | None:

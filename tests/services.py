@@ -5,6 +5,7 @@
 - `RedisServer`: a redis-server of the test's own on a free port, to stop and start at will
   (the shared one is never stopped); `PostgresServer` the same for PostgreSQL.
 - `tiny_disk()`: a small tmpfs of the test's own, to fill up.
+- `TcpProxy`: a loopback proxy in front of a server, to cut the connection and restore it.
 
 Outside CI a missing service skips the test; in CI (CI=true) it fails it.
 """
@@ -14,8 +15,10 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -217,3 +220,77 @@ def tiny_disk(megabytes: int) -> Iterator[str]:
     finally:
         subprocess.run(["umount", "-l", folder], capture_output=True)
         os.rmdir(folder)
+
+
+class TcpProxy:
+    """A loopback TCP proxy in front of a server (a database), to cut and restore: what a
+    network failure looks like to a client. While cut, open connections are closed and new
+    ones are closed as soon as they are accepted."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.open = threading.Event()
+        self.open.set()
+        self.stopping = threading.Event()
+        self.pairs: list[tuple[socket.socket, socket.socket]] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not self.open.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=2)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self.lock:
+                self.pairs.append((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self.open.clear()
+        with self.lock:
+            pairs, self.pairs = self.pairs, []
+        for pair in pairs:
+            for sock in pair:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def restore(self) -> None:
+        self.open.set()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.cut()
+        self.listener.close()

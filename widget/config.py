@@ -107,6 +107,10 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Reads (moderation, the mirror's sync) take at most this share of each of
         # Klaviyo's steady windows; deliveries get the rest.
         "REVIEWS_READ_SHARE": _number(env, "REVIEWS_READ_SHARE", 0.2),
+        # With the private key, a send left unanswered (read timeout, a sender killed
+        # mid-send) is looked up in Klaviyo before it is sent again, for this long (Klaviyo
+        # creates reviews asynchronously); only then is it sent again.
+        "SENDER_RECONCILE_SECONDS": _number(env, "SENDER_RECONCILE_SECONDS", 120.0),
         "WIDGET_SENDER": _choice(env, "WIDGET_SENDER", "thread", {"thread", "off"}),
         # gunicorn processes of the Procfile's web role. Not WEB_CONCURRENCY: some platforms
         # set that on their own, and the embedded defaults (memory:// limits, the sender
@@ -121,7 +125,8 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # A row still undelivered after this long is given up (dead) and shown to moderators.
         "SENDER_MAX_AGE_HOURS": _number(env, "SENDER_MAX_AGE_HOURS", 72.0),
         # A row left in `sending` longer than this belonged to a process that died; it is
-        # queued again and flagged as a possible duplicate. Must exceed connect + read timeout.
+        # queued again, its outcome unknown (looked up, or sent again and flagged as a
+        # possible duplicate). Must exceed connect + read timeout.
         "SENDER_RECLAIM_SECONDS": _number(env, "SENDER_RECLAIM_SECONDS", 60.0),
         # Photos: how many per review, the largest data-URI we will decode, the pixel cap
         # (a 48 KB PNG can claim 20000x20000), and the longest edge we send.

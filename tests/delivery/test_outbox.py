@@ -73,13 +73,34 @@ def test_concurrent_claims_never_hand_out_a_row_twice(outbox):
     assert sorted(claimed) == sorted(ids)
 
 
-def test_rows_left_sending_by_a_dead_sender_are_reclaimed_as_possible_duplicates(outbox):
+def test_rows_left_sending_by_a_dead_sender_are_reclaimed_with_their_outcome_unknown(outbox):
     submission = outbox.put(b"1")
-    outbox.claim_due()
+    claimed = outbox.claim_due()
     assert outbox.reclaim_stale(timedelta(minutes=1)) == 0
     assert outbox.reclaim_stale(timedelta(seconds=-1)) == 1
     row = outbox.get(submission.id)
-    assert (row.state, row.possible_duplicate) == ("queued", True)
+    assert (row.state, row.possible_duplicate) == ("queued", False)
+    assert row.unknown_since is not None and row.unknown_since >= claimed.created_at
+    assert row.first_sent_at is not None
+
+
+def test_a_row_sent_again_after_an_unknown_outcome_is_flagged(outbox):
+    submission = outbox.put(b"1")
+    outbox.claim_due()
+    outbox.reclaim_stale(timedelta(seconds=-1))
+    outbox.mark_resend(submission.id)
+    row = outbox.get(submission.id)
+    assert (row.possible_duplicate, row.unknown_since) == (True, None)
+
+
+def test_a_row_found_in_klaviyo_is_delivered_with_klaviyos_id(outbox):
+    first, second = outbox.put(b"1"), outbox.put(b"2")
+    outbox.claim_due()
+    outbox.mark_delivered(first.id, None, klaviyo_review_id="rev-1", note="found")
+    row = outbox.get(first.id)
+    assert (row.state, row.klaviyo_review_id, row.unknown_since) == ("delivered", "rev-1", None)
+    assert outbox.klaviyo_ids_taken(["rev-1", "rev-2"], but=second.id) == {"rev-1"}
+    assert outbox.klaviyo_ids_taken(["rev-1"], but=first.id) == set()
 
 
 def test_outcomes_are_recorded(outbox):

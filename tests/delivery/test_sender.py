@@ -76,9 +76,10 @@ def test_429_pauses_all_sending_for_retry_after(make_app, fake_klaviyo):
     assert app.extensions["outbox"].get(ids[0]).attempts == 1  # a 429 is not the row's fault
 
 
-def test_read_timeout_is_retried_and_flagged_as_a_possible_duplicate(make_app, fake_klaviyo):
+def test_without_the_private_key_a_read_timeout_is_sent_again_and_flagged(make_app,
+                                                                         fake_klaviyo):
     fake_klaviyo.slow(1.0)
-    app = make_app(WIDGET_SENDER="thread", KLAVIYO_READ_TIMEOUT=0.3)
+    app = make_app(WIDGET_SENDER="thread", KLAVIYO_READ_TIMEOUT=0.3, KLAVIYO_PRIVATE_KEY=None)
     [review_id] = submit_many(app, 1)
     assert wait_until(lambda: app.extensions["outbox"].get(review_id).possible_duplicate)
     fake_klaviyo.clear()
@@ -115,8 +116,9 @@ def test_without_a_public_key_reviews_wait_and_the_log_says_why(make_app, fake_k
     assert fake_klaviyo.requests() == []
 
 
-def test_rows_of_a_sender_that_died_mid_send_are_reclaimed_and_delivered(make_app, fake_klaviyo):
-    app = make_app(SENDER_RECLAIM_SECONDS=0.2)
+def test_without_the_private_key_rows_of_a_sender_that_died_are_sent_again_flagged(
+        make_app, fake_klaviyo):
+    app = make_app(SENDER_RECLAIM_SECONDS=0.2, KLAVIYO_PRIVATE_KEY=None)
     [review_id] = submit_many(app, 1)
     app.extensions["outbox"].claim_due()  # a sender took it, then vanished
     app.extensions["sender"].start()

@@ -81,6 +81,14 @@ submissions = Table(
     Column("delivered_at", DateTime),
     # Set when a dead row is sent again by hand: the age limit counts from here.
     Column("requeued_at", DateTime),
+    # When the row was first sent: a lookup in Klaviyo searches from here (less a skew).
+    Column("first_sent_at", DateTime),
+    # Set while the outcome of the last send is unknown (no answer after the body went, or a
+    # sender that died mid-send): with the private key the row is looked up in Klaviyo
+    # before it is sent again (widget/delivery/reconcile.py).
+    Column("unknown_since", DateTime),
+    # Klaviyo's id of the review, when a lookup found it (its create answers no id).
+    Column("klaviyo_review_id", String(64)),
     Index("ix_submissions_due", "state", "next_attempt_at"),
     Index("ix_submissions_delivered", "state", "delivered_at"),
     Index("ix_submissions_fingerprint", "fingerprint", "created_at"),
@@ -139,6 +147,9 @@ class Submission:
     outcome: str = "stored"
     requeued_at: datetime | None = None
     content_digest: str | None = None
+    first_sent_at: datetime | None = None
+    unknown_since: datetime | None = None
+    klaviyo_review_id: str | None = None
 
     @property
     def replayed(self) -> bool:
@@ -330,7 +341,8 @@ class Outbox:
         claim = (
             update(t)
             .where(t.c.id == due, t.c.state == "queued")
-            .values(state="sending", claimed_at=now, updated_at=now, attempts=t.c.attempts + 1)
+            .values(state="sending", claimed_at=now, updated_at=now, attempts=t.c.attempts + 1,
+                    first_sent_at=func.coalesce(t.c.first_sent_at, now))
             .returning(*t.c)
         )
         with self._writing() as conn:
@@ -345,19 +357,41 @@ class Outbox:
                 select(func.min(t.c.next_attempt_at)).where(t.c.state == "queued")
             ).scalar()
 
-    def mark_delivered(self, submission_id: str, status: int) -> None:
+    def mark_delivered(self, submission_id: str, status: int | None,
+                       klaviyo_review_id: str | None = None, note: str | None = None) -> None:
+        """Delivered: Klaviyo answered `status`, or (status None) a lookup found the review
+        by its content, under `klaviyo_review_id`."""
         now = utcnow()
-        self._set(submission_id, state="delivered", last_status=status, last_error=None,
-                  delivered_at=now)
+        values: dict[str, Any] = {"state": "delivered", "last_status": status,
+                                  "last_error": note, "delivered_at": now,
+                                  "unknown_since": None, "claimed_at": None}
+        if klaviyo_review_id is not None:
+            values["klaviyo_review_id"] = klaviyo_review_id
+        self._set(submission_id, **values)
+
+    def mark_unknown(self, submission_id: str, since: datetime, when: datetime, *,
+                     error: str) -> None:
+        """The send that began at `since` got no answer: it may have created the review.
+        Queued again for `when`, to be looked up (or, without the private key, sent)."""
+        self._set(submission_id, state="queued", unknown_since=since, next_attempt_at=when,
+                  last_status=None, last_error=error, claimed_at=None)
+
+    def mark_resend(self, submission_id: str) -> None:
+        """An unknown outcome is given up on: the row is sent again, flagged as a possible
+        duplicate (Klaviyo may yet have created the first one)."""
+        self._set(submission_id, possible_duplicate=True, unknown_since=None)
 
     def retry_at(self, submission_id: str, when: datetime, *, status: int | None, error: str,
-                 possible_duplicate: bool = False, count_attempt: bool = True) -> None:
+                 possible_duplicate: bool = False, count_attempt: bool = True,
+                 clear_unknown: bool = False) -> None:
         values: dict[str, Any] = {
             "state": "queued", "next_attempt_at": when, "last_status": status,
             "last_error": error, "claimed_at": None,
         }
         if possible_duplicate:
             values["possible_duplicate"] = True
+        if clear_unknown:
+            values["unknown_since"] = None
         if not count_attempt:
             values["attempts"] = submissions.c.attempts - 1
         self._set(submission_id, **values)
@@ -375,18 +409,31 @@ class Outbox:
             )
 
     def reclaim_stale(self, older_than: timedelta) -> int:
-        """Queue again the rows a dead process left in `sending`; they may have been sent."""
+        """Queue again the rows a dead process left in `sending`: they may have been sent,
+        so their outcome is unknown since they were claimed."""
         cutoff = utcnow() - older_than
         t = submissions
         with self._writing() as conn:
             result = conn.execute(
                 update(t)
                 .where(t.c.state == "sending", t.c.claimed_at < cutoff)
-                .values(state="queued", claimed_at=None, possible_duplicate=True,
+                .values(state="queued", claimed_at=None,
+                        unknown_since=func.coalesce(t.c.unknown_since, t.c.claimed_at),
                         next_attempt_at=utcnow(), updated_at=utcnow(),
                         last_error="reclaimed from a sender that stopped mid-send")
             )
         return result.rowcount
+
+    def klaviyo_ids_taken(self, review_ids: list[str], but: str) -> set[str]:
+        """Which of these Klaviyo review ids a row other than `but` already holds."""
+        if not review_ids:
+            return set()
+        t = submissions
+        with self.engine.connect() as conn:
+            return set(conn.execute(
+                select(t.c.klaviyo_review_id).where(t.c.klaviyo_review_id.in_(review_ids),
+                                                    t.c.id != but)
+            ).scalars())
 
     def get(self, submission_id: str) -> Submission | None:
         with self.engine.connect() as conn:
@@ -409,6 +456,20 @@ class Outbox:
             result = conn.execute(
                 select(*columns).where(t.c.state.in_(states)).order_by(t.c.created_at)
                 .limit(limit)
+            )
+            return [dict(row) for row in result.mappings()]
+
+    def doubted_deliveries(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Delivered rows whose delivery was in doubt, newest first: found in Klaviyo after
+        a send went unanswered (with Klaviyo's id), or sent again (a possible duplicate)."""
+        t = submissions
+        columns = [c for c in t.c if c.name not in ("body", "request_hash")]
+        with self.engine.connect() as conn:
+            result = conn.execute(
+                select(*columns)
+                .where(t.c.state == "delivered",
+                       t.c.klaviyo_review_id.is_not(None) | t.c.possible_duplicate)
+                .order_by(t.c.delivered_at.desc()).limit(limit)
             )
             return [dict(row) for row in result.mappings()]
 
@@ -550,7 +611,8 @@ def _submission(row: Any, outcome: str = "stored") -> Submission:
         id=row["id"], body=row["body"], state=row["state"], attempts=row["attempts"],
         created_at=row["created_at"], possible_duplicate=bool(row["possible_duplicate"]),
         outcome=outcome, requeued_at=row.get("requeued_at"),
-        content_digest=row.get("content_digest"),
+        content_digest=row.get("content_digest"), first_sent_at=row.get("first_sent_at"),
+        unknown_since=row.get("unknown_since"), klaviyo_review_id=row.get("klaviyo_review_id"),
     )
 
 

@@ -1,4 +1,9 @@
-"""Drains the outbox to Klaviyo at the pace Klaviyo allows, as a thread or the `send` command."""
+"""Drains the outbox to Klaviyo at the pace Klaviyo allows, as a thread or the `send` command.
+
+Each step is one call: a send, or (private key set) a lookup of a send whose answer was lost
+(widget/delivery/reconcile.py). Outcomes are written with retries: a database that fails
+just after Klaviyo answered must not leave the row to be sent twice.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,24 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
 from flask import Flask, current_app
+from sqlalchemy.exc import SQLAlchemyError
 
+from widget.delivery import reconcile
 from widget.delivery.outbox import Outbox, Submission, utcnow
-from widget.delivery.pacing import SEND, Pacer, Slot
+from widget.delivery.pacing import SEND, Pacer, Slot, wait_for_slot
 from widget.klaviyo import (
     KlaviyoClient,
     KlaviyoError,
+    KlaviyoKeyMissing,
     KlaviyoRateLimited,
     KlaviyoRejected,
     KlaviyoTimeout,
+    KlaviyoUnavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -34,6 +43,11 @@ MISSING_KEY_LOG_EVERY_SECONDS = 300.0
 # How often a sender deletes delivered rows older than OUTBOX_PURGE_DELIVERED_DAYS (and once
 # as it starts). Several senders doing it is harmless: the second finds nothing to delete.
 PURGE_EVERY_SECONDS = 3600.0
+# An outcome that cannot be written is tried again after these delays (about 15 s in all,
+# well inside SENDER_RECLAIM_SECONDS), then left to the reclaim.
+RECORD_RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
+# How long a lookup waits for a slot for its next page before trying again later.
+LOOKUP_PAGE_PATIENCE = 5.0
 
 
 class Sender:
@@ -87,7 +101,8 @@ class Sender:
             log.info("sender stopped")
 
     def step(self, client: KlaviyoClient) -> float:
-        """Do at most one delivery; return how long to sleep before the next step."""
+        """Do at most one call (a send or a lookup); return how long to sleep before the
+        next step."""
         poll = self.config["SENDER_POLL_SECONDS"]
         if not self.config["KLAVIYO_PUBLIC_KEY"]:
             self._log_missing_key()
@@ -112,49 +127,150 @@ class Sender:
             self.outbox.retry_at(submission.id, utcnow(), status=None, count_attempt=False,
                                  error="held back: Klaviyo asked every sender to pause")
             return 0.0
-        self.deliver(client, submission, slot)
+        if submission.unknown_since is not None and self.config["KLAVIYO_PRIVATE_KEY"]:
+            self.reconcile(client, submission, slot)
+        else:
+            self.deliver(client, submission, slot)
         return 0.0
 
     def deliver(self, client: KlaviyoClient, submission: Submission, slot: Slot) -> None:
         """Send one claimed row and record what happened to it."""
         max_age = timedelta(hours=self.config["SENDER_MAX_AGE_HOURS"])
         if utcnow() - submission.age_from > max_age:
-            self.outbox.mark_dead(
-                submission.id, status=None,
-                error=f"not delivered within {self.config['SENDER_MAX_AGE_HOURS']:g} hours",
-            )
+            self._record(self.outbox.mark_dead, submission.id, status=None,
+                         error=f"not delivered within "
+                               f"{self.config['SENDER_MAX_AGE_HOURS']:g} hours")
             self._log(submission, "expired", None, 0.0)
             return
-        started = time.monotonic()
+        if submission.unknown_since is not None:  # no key to look it up with
+            self._record(self.outbox.mark_resend, submission.id)
+        started, sent_at = time.monotonic(), utcnow()
         try:
             status = client.create_review(submission.body.encode("utf-8"))
         except KlaviyoRateLimited as error:
-            wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
-            self.pacer.pause(wait)
-            self.outbox.retry_at(submission.id, utcnow() + timedelta(seconds=wait),
-                                 status=error.status, error=error.detail, count_attempt=False)
-            self._log(submission, "throttled", error.status, wait)
+            self.throttled(submission, error)
         except KlaviyoRejected as error:
-            self.outbox.mark_dead(submission.id, status=error.status, error=error.detail)
+            self._record(self.outbox.mark_dead, submission.id, status=error.status,
+                         error=error.detail)
             self._log(submission, "rejected", error.status, 0.0)
         except KlaviyoTimeout as error:
-            # Sent, but unanswered: Klaviyo may have created it. Retry and say so.
-            wait = self.backoff(submission.attempts)
-            self.outbox.retry_at(submission.id, utcnow() + timedelta(seconds=wait),
-                                 status=None, error=error.detail, possible_duplicate=True)
-            self._log(submission, "timeout", None, wait)
+            self.unanswered(submission, error, sent_at)
         except KlaviyoError as error:
             wait = self.backoff(submission.attempts)
             if error.retry_after:
                 wait = max(wait, error.retry_after)
-            self.outbox.retry_at(submission.id, utcnow() + timedelta(seconds=wait),
-                                 status=error.status, error=error.detail)
+            self._record(self.outbox.retry_at, submission.id,
+                         utcnow() + timedelta(seconds=wait), status=error.status,
+                         error=error.detail)
             self._log(submission, "unavailable", error.status, wait)
         else:
-            self.outbox.mark_delivered(submission.id, status)
+            self._record(self.outbox.mark_delivered, submission.id, status)
             self._log(submission, "delivered", status, 0.0, time.monotonic() - started)
         finally:
             self.pacer.observe(slot, client.last_reading)
+
+    def unanswered(self, submission: Submission, error: KlaviyoError, sent_at: datetime) -> None:
+        """Sent, but unanswered: Klaviyo may have created it. With the private key it is
+        looked up before it is sent again; without, it is sent again and flagged."""
+        if self.config["KLAVIYO_PRIVATE_KEY"]:
+            wait = self.lookup_gap()
+            self._record(self.outbox.mark_unknown, submission.id, sent_at,
+                         utcnow() + timedelta(seconds=wait),
+                         error=f"{error.detail}; looking it up in Klaviyo before sending "
+                               "it again")
+        else:
+            wait = self.backoff(submission.attempts)
+            self._record(self.outbox.retry_at, submission.id,
+                         utcnow() + timedelta(seconds=wait), status=None, error=error.detail,
+                         possible_duplicate=True)
+        self._log(submission, "timeout", None, wait)
+
+    def reconcile(self, client: KlaviyoClient, submission: Submission, slot: Slot) -> None:
+        """Look an unanswered send up in Klaviyo: found, it is delivered; not found, it is
+        looked for again until SENDER_RECONCILE_SECONDS have passed, then sent again."""
+        params: dict[str, str] | None = reconcile.lookup_params(submission)
+        found: list[str] = []
+        try:
+            while params is not None and not found:
+                try:
+                    document = client.list_reviews(params)
+                finally:
+                    self.pacer.observe(slot, client.last_reading)
+                ids = reconcile.matches(document, submission)
+                taken = self.outbox.klaviyo_ids_taken(ids, but=submission.id)
+                found = [review_id for review_id in ids if review_id not in taken]
+                params = reconcile.next_params(document, params)
+                if params is not None and not found:
+                    slot = wait_for_slot(self.pacer, SEND, LOOKUP_PAGE_PATIENCE)
+                    if not slot.granted:
+                        raise KlaviyoUnavailable("no slot for the next page of the lookup")
+        except KlaviyoRateLimited as error:
+            self.throttled(submission, error)
+            return
+        except (KlaviyoRejected, KlaviyoKeyMissing) as error:
+            # The key cannot read reviews (revoked, no scope): at least once, flagged.
+            log.error("cannot look up submission %s in Klaviyo (%s): sending it again",
+                      submission.id, error.detail)
+            self._record(self.outbox.mark_resend, submission.id)
+            self._record(self.outbox.retry_at, submission.id, utcnow(), status=error.status,
+                         error=f"lookup refused: {error.detail}", count_attempt=False)
+            self._log(submission, "lookup-refused", error.status, 0.0)
+            return
+        except KlaviyoError as error:
+            wait = self.backoff(submission.attempts)
+            self._record(self.outbox.retry_at, submission.id,
+                         utcnow() + timedelta(seconds=wait), status=error.status,
+                         error=f"lookup failed: {error.detail}", count_attempt=False)
+            self._log(submission, "lookup-unavailable", error.status, wait)
+            return
+        if found:
+            self._record(self.outbox.mark_delivered, submission.id, None,
+                         klaviyo_review_id=found[0],
+                         note="found in Klaviyo after a send that went unanswered")
+            self._log(submission, "found", None, 0.0)
+            return
+        waited = (utcnow() - submission.unknown_since).total_seconds()
+        patience = self.config["SENDER_RECONCILE_SECONDS"]
+        if waited >= patience:
+            self._record(self.outbox.mark_resend, submission.id)
+            self._record(self.outbox.retry_at, submission.id, utcnow(), status=None,
+                         error=f"not found in Klaviyo {waited:.0f}s after a send that went "
+                               "unanswered: sending it again", count_attempt=False)
+            self._log(submission, "not-found", None, 0.0)
+            return
+        wait = min(self.lookup_gap(), patience - waited)
+        self._record(self.outbox.retry_at, submission.id, utcnow() + timedelta(seconds=wait),
+                     status=None, error=f"sent without an answer, not in Klaviyo yet: looking "
+                                        f"again in {wait:.0f}s", count_attempt=False)
+        self._log(submission, "looking", None, wait)
+
+    def throttled(self, submission: Submission, error: KlaviyoError) -> None:
+        """A 429: every sender waits for its Retry-After; the row is not to blame."""
+        wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
+        self.pacer.pause(wait)
+        self._record(self.outbox.retry_at, submission.id, utcnow() + timedelta(seconds=wait),
+                     status=error.status, error=error.detail, count_attempt=False)
+        self._log(submission, "throttled", error.status, wait)
+
+    def lookup_gap(self) -> float:
+        """Seconds between lookups of an unanswered send (and before the first)."""
+        return max(1.0, self.config["SENDER_RECONCILE_SECONDS"] / 8)
+
+    def _record(self, write: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        """Write an outcome, trying again for a while when the database fails (a row left
+        in `sending` would wait for the reclaim and then be looked up or sent again)."""
+        delays = iter(RECORD_RETRY_DELAYS)
+        while True:
+            try:
+                write(*args, **kwargs)
+                return
+            except SQLAlchemyError as error:
+                delay = next(delays, None)
+                if delay is None or self.stopping.is_set():
+                    raise
+                log.warning("recording an outcome failed (%s); trying again in %.1fs",
+                            type(error).__name__, delay)
+                self.stopping.wait(delay)
 
     def backoff(self, attempts: int) -> float:
         """Exponential backoff with jitter: base * 2**(attempts-1), capped, times 0.5 to 1."""

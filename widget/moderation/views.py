@@ -171,7 +171,8 @@ def outbox_page() -> Response:
     store = outbox.current()
     return page("moderation/outbox.html", counts=store.counts(), limit=OUTBOX_ROWS_SHOWN,
                 waiting=store.rows(("queued", "sending"), OUTBOX_ROWS_SHOWN),
-                dead=store.rows(("dead",), OUTBOX_ROWS_SHOWN), now=outbox.utcnow())
+                dead=store.rows(("dead",), OUTBOX_ROWS_SHOWN),
+                doubted=store.doubted_deliveries(OUTBOX_ROWS_SHOWN), now=outbox.utcnow())
 
 
 @bp.get("/<path:rest>")

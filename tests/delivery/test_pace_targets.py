@@ -41,6 +41,7 @@ def test_tier_m_gets_98_percent_of_its_minute_and_no_429(drains):
     assert all(0.98 * 150 <= n <= 150 for n in counts), counts
     assert m.throttled_per_minute(MINUTES) == [0, 0]
     assert m.fake.max_in_span(1.0) <= 10
+    assert m.fake.max_in_span(60.0) <= 150  # sliding too, not only Klaviyo's fixed windows
 
 
 def test_tier_s_found_from_the_headers_gets_57_a_minute_after_the_first(drains):

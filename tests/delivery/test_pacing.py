@@ -182,3 +182,8 @@ def test_the_reads_share_holds_while_answers_refine_the_windows_end():
         else:
             clock.now += slot.wait
     assert reads == 29  # 30 with the first
+
+
+def test_the_longest_window_keeps_one_call_of_room_for_the_networks_jitter():
+    pacer = Pacer("memory://", "1000 per 2 seconds;150/minute")
+    assert sum(pacer.try_acquire().granted for _ in range(200)) == 149

@@ -18,7 +18,9 @@ and Klaviyo recommends pacing by them. So:
 - **The ceiling.** SENDER_RATE_LIMITS (default Klaviyo's tier M, "10 per 2 seconds;150/
   minute") is kept in moving windows as well, whatever the view says; it is the whole pace
   when no answer carried the headers yet. "10 per 2 seconds" keeps any one second under 10
-  even when network delays bunch calls together.
+  even when network delays bunch calls together; the longest window keeps one call of room
+  (149 of 150 in any 60 s at the moment of the grant), so that calls the network bunches
+  together never put 151 into any 60 s as Klaviyo sees them.
 - **Writes before reads.** Reads (moderation, the mirror's sync) take at most
   REVIEWS_READ_SHARE of each steady window; lookups of unanswered sends are deliveries' own
   calls (they stand in for a send) and are not limited by the share.
@@ -46,7 +48,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from limits import RateLimitItem, parse_many
+from limits import RateLimitItem, parse, parse_many
 from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
@@ -62,6 +64,8 @@ READ = "read"
 STORAGE_RETRY_SECONDS = 1.0
 # Never faster than this many times the steady window's average rate (see the docstring).
 MAX_RATE_OVER_AVERAGE = 2.0
+# A longest window of at least this many calls keeps one of them as room (see the docstring).
+JITTER_ROOM_FROM = 20
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,9 @@ class Pacer:
         self.items: list[RateLimitItem] = sorted(
             parse_many(rate_limits), key=lambda item: item.get_expiry()
         )
+        longest = self.items[-1]
+        if longest.amount >= JITTER_ROOM_FROM:  # one call of room for the network's jitter
+            self.items[-1] = parse(f"{longest.amount - 1} per {longest.get_expiry()} seconds")
         self.account = f"{key_prefix}:{account}"
         self.budget = budget_for(storage_uri, f"{key_prefix}:{account}-budget", options)
         self.read_share = read_share

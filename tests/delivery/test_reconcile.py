@@ -196,15 +196,16 @@ def test_the_lookup_filter_is_one_klaviyo_accepts_and_asks_from_before_the_first
                             first_sent_at=datetime(2026, 12, 1, 19, 30, 0, 123456))
     params = reconcile.lookup_params(submission)
     assert params["filter"] == (
-        'and(greater-or-equal(created,2026-12-01T19:25:00+00:00),contains(content,"He said"),'
-        'equals(rating,5),equals(item.id,"$shopify:::$default:::7549950034135"))'
+        'and(greater-or-equal(created,2026-12-01T19:25:00+00:00),equals(status,"all"),'
+        'contains(content,"He said"),equals(rating,5),'
+        'equals(item.id,"$shopify:::$default:::7549950034135"))'
     )
     assert (params["sort"], params["page[size]"]) == ("created", "100")
     question = review_body(review_type="question", rating=None, product=..., content="Big?")
     params = reconcile.lookup_params(Submission("q", json.dumps(question), "queued", 1,
                                                 datetime(2026, 12, 1, 19, 30), False))
     assert params["filter"] == ('and(greater-or-equal(created,2026-12-01T19:25:00+00:00),'
-                                'contains(content,"Big?"))')
+                                'equals(status,"all"),contains(content,"Big?"))')
 
 
 def test_a_review_matches_on_email_product_rating_and_title_only():

@@ -44,7 +44,9 @@ def item_id(product: dict[str, Any]) -> str:
 
 def lookup_filter(attributes: dict[str, Any], since: datetime) -> str:
     """Klaviyo's filter for reviews that could be this one (created since `since`, UTC)."""
-    parts = [f"greater-or-equal(created,{(since - CLOCK_SKEW).isoformat()}+00:00)"]
+    # Every status: a review Klaviyo has just created is pending, and may be moderated since.
+    parts = [f"greater-or-equal(created,{(since - CLOCK_SKEW).isoformat()}+00:00)",
+             'equals(status,"all")']
     if text := snippet(attributes.get("content") or ""):
         parts.append(f'contains(content,"{text}")')
     if attributes.get("rating") is not None:

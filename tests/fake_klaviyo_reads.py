@@ -1,22 +1,34 @@
-"""The fake Klaviyo's read side: `GET /api/reviews` and `GET /api/reviews/<id>`.
+"""The fake Klaviyo's read side: `GET /api/reviews`, `GET /api/reviews/<id>` and the public
+`GET /client/reviews`.
 
-Held to Klaviyo's get_reviews / get_review descriptions (revision 2026-07-15):
-- `Authorization: Klaviyo-API-Key <private key>`: missing or unknown key 401, a key without
-  the `reviews:read` scope 403; the revision header is required.
-- `filter` in Klaviyo's syntax, only the operators each field allows: `created` ge/le with
-  unquoted datetimes, `rating` any/equals/ge/le, `id` and `item.id` any/equals, `content`
-  contains (a quoted string), `status`, `review_type`, `verified` equals; `and(...)` or a
-  comma-separated list combines them. `sort` is created|rating|updated with `-`;
-  `page[size]` 1 to 100 (default 20); `page[cursor]` is opaque; `links.next` / `links.prev`
-  carry every other parameter. `include=events` adds the related events.
-- Reviews never carry the incentive, custom answers or order id (only our outbox has them).
+Held to Klaviyo's get_reviews / get_review / get_client_reviews descriptions (revision
+2026-07-15):
+- `/api/reviews`: `Authorization: Klaviyo-API-Key <private key>`: missing or unknown key 401,
+  a key without the `reviews:read` scope 403; every status. `/client/reviews`: no key,
+  `company_id` must be the public key (else 400); only published and featured reviews, as
+  Klaviyo's client review resource (no `email`, no relationships). The revision header is
+  required on both.
+- `filter` in Klaviyo's syntax, each endpoint with its own table of fields and operators (its
+  `x-klaviyo-filters`: `REVIEWS`, `CLIENT_REVIEWS`), an operator taking one value, a list or
+  none as the table says: `created` (both) and `updated` (client only) ge/le with unquoted
+  datetimes, `rating` any/equals/ge/le, `id` any/equals, `item.id` any/equals (private
+  only), `content` contains (a quoted string), `status`, `review_type`, `verified` equals;
+  on the client also `incentivized` / `edited` equals and `has(smart_quote)`,
+  `has(public_reply)`, `has(media)`. `and(...)` or a comma-separated list combines them.
+  `sort` is created|rating|updated with `-`; `page[size]` 1 to 100 (default 20);
+  `page[cursor]` is opaque; `links.next` / `links.prev` carry every other parameter.
+  `include=events` (private only) adds the related events.
+- Reviews never carry the incentive, custom answers or order id (only our outbox has them);
+  what the client filters on but no answer shows (`incentivized`, `edited`) sits in a
+  review's `UNSHOWN` entry, stripped from every answer (absent: false).
 - Reviews created through `POST /client/reviews` join `reviews` as pending ones; each is
   served only from its time in `visible_from` (Klaviyo creates asynchronously). Datetimes
   without an offset, in a filter or in the data, are read as UTC (never a 500 for comparing
   naive with aware).
 
 The fixtures (tests/fake_klaviyo_fixtures.py) cover every status, rejection reasons, null
-fields, questions, public replies, photos, unicode and HTML/script payloads.
+fields, questions, public replies, photos, unicode and HTML/script payloads; `many_reviews`
+makes thousands for the mirror's sync.
 """
 
 from __future__ import annotations
@@ -28,32 +40,78 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import Flask, Response, request
 
 from tests.fake_klaviyo import JSONAPI, REVISION, problem
-from tests.fake_klaviyo_fixtures import events_for, reviews
+from tests.fake_klaviyo_fixtures import UNSHOWN, events_for, reviews
 
 PRIVATE_KEY = "pk_test_private_key_never_shown"
 UNSCOPED_KEY = "pk_test_key_without_reviews_read"
-OPERATORS = {
-    "created": {"greater-or-equal", "less-or-equal"},
-    "rating": {"any", "equals", "greater-or-equal", "less-or-equal"},
-    "id": {"any", "equals"},
-    "item.id": {"any", "equals"},
-    "content": {"contains"},
-    "status": {"equals"},
-    "review_type": {"equals"},
-    "verified": {"equals"},
-}
-ENUMS = {
-    "status": {"published", "unpublished", "rejected", "featured", "pending", "all"},
-    "review_type": {"question", "review", "rating", "store"},
-}
-SORTS = {"created", "rating", "updated"}
 TOKEN = re.compile(r'\s*("(?:[^"\\]|\\.)*"|[(),\[\]]|[^(),\[\]"\s]+)')
+RANGE = frozenset({"greater-or-equal", "less-or-equal"})
+STATUSES = frozenset({"published", "unpublished", "rejected", "featured", "pending", "all"})
+REVIEW_TYPES = frozenset({"question", "review", "rating", "store"})
+PUBLIC_STATUSES = frozenset({"published", "featured"})
+# The attributes of Klaviyo's ClientReviewResponseDTOObjectResource, in its order.
+CLIENT_ATTRIBUTES = ("status", "verified", "review_type", "created", "updated", "images",
+                     "product", "rating", "author", "content", "title", "smart_quote",
+                     "public_reply")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One filterable field as an `x-klaviyo-filters` entry describes it: the type of its value
+    (datetime, integer, boolean, string) and its operators that take one value (`single`),
+    a list (`lists`) or none (`none`: `has(media)`)."""
+
+    kind: str = "string"
+    single: frozenset[str] = frozenset()
+    lists: frozenset[str] = frozenset()
+    none: frozenset[str] = frozenset()
+    enum: frozenset[str] = frozenset()
+
+    @property
+    def operators(self) -> frozenset[str]:
+        return self.single | self.lists | self.none
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What one list endpoint accepts: its filter table and its sort fields (each also with
+    `-`)."""
+
+    filters: dict[str, Field]
+    sorts: frozenset[str] = frozenset({"created", "rating", "updated"})
+
+
+EQUALS = frozenset({"equals"})
+ANY_EQUALS = frozenset({"any", "equals"})
+HAS = Field(kind="", none=frozenset({"has"}))
+COMMON = {
+    "rating": Field("integer", single=EQUALS | RANGE, lists=ANY_EQUALS),
+    "id": Field("string", single=EQUALS, lists=ANY_EQUALS),
+    "content": Field("string", single=frozenset({"contains"})),
+    "status": Field("string", single=EQUALS, enum=STATUSES),
+    "review_type": Field("string", single=EQUALS, enum=REVIEW_TYPES),
+    "verified": Field("boolean", single=EQUALS),
+    "created": Field("datetime", single=RANGE),
+}
+# get_reviews: no `updated` filter (a sync sorts by -updated and stops at its watermark).
+REVIEWS = Listing({**COMMON, "item.id": Field("string", single=EQUALS, lists=ANY_EQUALS)})
+# get_client_reviews: no `item.id`, but `updated` and the has/flag filters.
+CLIENT_REVIEWS = Listing({
+    **COMMON, "smart_quote": HAS, "public_reply": HAS, "media": HAS,
+    "incentivized": Field("boolean", single=EQUALS), "edited": Field("boolean", single=EQUALS),
+    "updated": Field("datetime", single=RANGE),
+})
+
+
+# A kept sort order: the values sorted on, the ids, and the indices in order.
+Order = tuple[list[Any], list[str], list[int]]
 
 
 class FilterError(ValueError):
@@ -73,21 +131,30 @@ class ReadSide:
     echo_key_in_errors: bool = False
     # Review id -> time.time() from which it is served; reviews not here are always served.
     visible_from: dict[str, float] = field(default_factory=dict)
+    # Sort orders kept between the pages of a listing (see `ordered`); never stale.
+    orders: dict[Any, Order] = field(default_factory=dict, repr=False)
 
     def visible(self, now: float) -> list[dict[str, Any]]:
         """The reviews a read at `now` sees: fixtures always, creates once they are visible."""
-        return [r for r in self.reviews if self.visible_from.get(r["id"], 0.0) <= now]
+        shown = self.visible_from
+        if not shown:
+            return list(self.reviews)
+        return [r for r in self.reviews if shown.get(r["id"], 0.0) <= now]
 
 
+@lru_cache(maxsize=1 << 16)
 def utc(text: str) -> datetime:
-    """An ISO 8601 datetime, read as UTC when it carries no offset."""
+    """An ISO 8601 datetime, read as UTC when it carries no offset. Cached by its text, so a
+    filter on `created` / `updated` over thousands does not parse them all again (a touched
+    review's new text is a new entry)."""
     value = datetime.fromisoformat(text)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # -- the filter language ------------------------------------------------------------------
-def parse_filter(text: str) -> list[tuple[str, str, Any]]:
-    """`and(equals(rating,1),...)` or `a(...),b(...)` -> [(operator, field, value)]."""
+def parse_filter(text: str, listing: Listing = REVIEWS) -> list[tuple[str, str, Any]]:
+    """`and(equals(rating,1),...)` or `a(...),b(...)` -> [(operator, field, value)], with the
+    fields and operators `listing` allows (get_reviews' by default); `has(x)` has value None."""
     tokens, end = [], 0
     for match in TOKEN.finditer(text):
         if match.start() != end:
@@ -98,7 +165,7 @@ def parse_filter(text: str) -> list[tuple[str, str, Any]]:
         raise FilterError(f"Invalid filter near position {end}: {text!r}")
     position, conditions = 0, []
     while position < len(tokens):
-        found, position = _expression(tokens, position)
+        found, position = _expression(tokens, position, listing)
         conditions.extend(found)
         if position < len(tokens):
             if tokens[position] != ",":
@@ -109,14 +176,16 @@ def parse_filter(text: str) -> list[tuple[str, str, Any]]:
     return conditions
 
 
-def _expression(tokens: list[str], i: int) -> tuple[list[tuple[str, str, Any]], int]:
+def _expression(tokens: list[str], i: int,
+                listing: Listing) -> tuple[list[tuple[str, str, Any]], int]:
     if i + 1 >= len(tokens) or tokens[i + 1] != "(":
-        raise FilterError(f"Expected an operator at {tokens[i]!r}")
+        at = repr(tokens[i]) if i < len(tokens) else "the end"
+        raise FilterError(f"Expected an operator at {at}")
     operator = tokens[i]
     if operator == "and":
         conditions, i = [], i + 2
         while True:
-            found, i = _expression(tokens, i)
+            found, i = _expression(tokens, i, listing)
             conditions.extend(found)
             if i >= len(tokens):
                 raise FilterError("Unclosed and(")
@@ -127,50 +196,66 @@ def _expression(tokens: list[str], i: int) -> tuple[list[tuple[str, str, Any]], 
             i += 1
     if operator in ("or", "not"):
         raise FilterError(f"'{operator}' is not supported for this endpoint")
-    try:
-        name, comma = tokens[i + 2], tokens[i + 3]
-    except IndexError:
-        raise FilterError(f"Incomplete {operator}(") from None
-    if comma != ",":
-        raise FilterError(f"{operator}( needs a field and a value")
-    if name not in OPERATORS:
+    if i + 3 >= len(tokens):
+        raise FilterError(f"Incomplete {operator}(")
+    name, after = tokens[i + 2], tokens[i + 3]
+    spec = listing.filters.get(name)
+    if spec is None:
         raise FilterError(f"'{name}' is not a valid field for filtering")
-    if operator not in OPERATORS[name]:
+    if operator not in spec.operators:
         raise FilterError(f"'{operator}' is not a valid operator for '{name}'")
+    if operator in spec.none:
+        if after != ")":
+            raise FilterError(f"{operator}({name}) takes no value")
+        return [(operator, name, None)], i + 4
+    if after != ",":
+        raise FilterError(f"{operator}( needs a field and a value")
     i += 4
+    value: Any
     if tokens[i:i + 1] == ["["]:
-        end = tokens.index("]", i)
-        values = [_value(name, t) for t in tokens[i + 1:end] if t != ","]
-        value: Any = values
+        if operator not in spec.lists:
+            raise FilterError(f"'{operator}' does not take a list for '{name}'")
+        try:
+            end = tokens.index("]", i)
+        except ValueError:
+            raise FilterError(f"Unclosed [ in {operator}({name},...") from None
+        value = [_value(spec, name, t) for t in tokens[i + 1:end] if t != ","]
         i = end + 1
     else:
-        value, i = _value(name, tokens[i]), i + 1
+        if operator not in spec.single:
+            raise FilterError(f"'{operator}' needs a list of values for '{name}'")
+        if i >= len(tokens) or tokens[i] in ("(", ")", ",", "]"):
+            raise FilterError(f"{operator}({name},...) needs a value")
+        value, i = _value(spec, name, tokens[i]), i + 1
     if tokens[i:i + 1] != [")"]:
         raise FilterError(f"Expected ')' after {operator}({name},...")
     return [(operator, name, value)], i + 1
 
 
-def _value(name: str, token: str) -> Any:
+def _value(spec: Field, name: str, token: str) -> Any:
     quoted = token.startswith('"')
-    if name == "created":
+    if spec.kind == "datetime":
         if quoted:
             raise FilterError("Datetimes in filters are not quoted")
         try:
             return utc(token)
         except ValueError:
             raise FilterError(f"Invalid datetime {token!r}") from None
-    if name == "rating":
+    if spec.kind == "integer":
         if quoted or not token.isdigit():
             raise FilterError(f"Invalid integer {token!r}")
         return int(token)
-    if name == "verified":
+    if spec.kind == "boolean":
         if token not in ("true", "false"):
             raise FilterError(f"Invalid boolean {token!r}")
         return token == "true"
     if not quoted:
         raise FilterError(f"String values must be quoted: {token!r}")
-    text = json.loads(token)
-    if name in ENUMS and text not in ENUMS[name]:
+    try:
+        text = json.loads(token)
+    except ValueError:
+        raise FilterError(f"Invalid string {token}") from None
+    if spec.enum and text not in spec.enum:
         raise FilterError(f"{text!r} is not a valid {name}")
     return text
 
@@ -184,15 +269,21 @@ def matches(review: dict[str, Any], condition: tuple[str, str, Any]) -> bool:
         actual = review["relationships"]["item"]["data"]["id"]
     elif name == "status":
         return wanted == "all" or (attrs["status"] or {}).get("value") == wanted
-    elif name == "created":
-        actual = utc(attrs["created"]) if attrs["created"] is not None else None
+    elif name in ("created", "updated"):
+        actual = utc(attrs[name]) if attrs.get(name) is not None else None
+    elif name == "media":
+        actual = attrs.get("images")
+    elif name in ("incentivized", "edited"):
+        actual = bool((review.get(UNSHOWN) or {}).get(name))
     else:
-        actual = attrs[name]
+        actual = attrs.get(name)
+    if operator == "has":
+        return bool(actual)
     if actual is None:
         return False
     if operator == "contains":
         return wanted.casefold() in actual.casefold()
-    if operator == "any" or isinstance(wanted, list):
+    if isinstance(wanted, list):
         return actual in wanted
     if operator == "greater-or-equal":
         return actual >= wanted
@@ -224,19 +315,89 @@ def link(offset: int) -> str:
     return request.base_url + ("?" + urlencode(params) if params else "")
 
 
-def sort_key(name: str):
-    def key(review: dict[str, Any]) -> tuple:
-        value = review["attributes"][name]
-        if name != "rating" and value is not None:
-            value = utc(value)
-        return (value is None, value if value is not None else 0, review["id"])
-    return key
+@lru_cache(maxsize=1 << 16)
+def sortable(text: str | None) -> str:
+    """A datetime's text as a string that sorts as the instant does ("1" for none, after every
+    other), cached by its text: thousands sort on string comparisons instead of parsed
+    datetimes. A `+00:00` text (all Klaviyo sends) is its own key: its fields are fixed-width,
+    and "+" sorts below "." and the digits, so a shorter fraction sorts first."""
+    if text is None:
+        return "1"
+    if len(text) >= 25 and text[10] == "T" and text.endswith("+00:00"):
+        return "0" + text
+    return "0" + utc(text).astimezone(UTC).isoformat()
+
+
+def ordered(found: list[dict[str, Any]], name: str, reverse: bool,
+            orders: dict[Any, Order] | None = None, slot: Any = None) -> list[int]:
+    """The indices of `found` sorted by `name`, nulls last (first when reversed), ties broken
+    by id so that pages never overlap. With `orders`, the order is kept in `orders[slot]` and
+    reused while the ids and values are the same ones: following links.next through 10,000
+    reviews takes two list passes a page, not a sort (a change, even in place, is seen)."""
+    values = [r["attributes"].get(name) for r in found]
+    ids = [r["id"] for r in found]
+    kept = orders.get(slot) if orders is not None else None
+    if kept is not None and kept[0] == values and kept[1] == ids:
+        return kept[2]
+    keys: list[tuple] = ([(v is None, v or 0, i) for v, i in zip(values, ids, strict=True)]
+                         if name == "rating" else
+                         [(sortable(v), i) for v, i in zip(values, ids, strict=True)])
+    order = sorted(range(len(found)), key=keys.__getitem__, reverse=reverse)
+    if orders is not None:
+        orders[slot] = (values, ids, order)
+    return order
+
+
+class ParameterError(FilterError):
+    """A query parameter Klaviyo would refuse; `parameter` goes into the error's source."""
+
+    def __init__(self, detail: str, parameter: str) -> None:
+        super().__init__(detail)
+        self.parameter = parameter
+
+
+def select(listing: Listing, candidates: list[dict[str, Any]], args: Any,
+           orders: dict[Any, Order] | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """One page of `candidates` as `args` (filter, sort, page[size], page[cursor]) ask for
+    it, and its links; raises ParameterError as Klaviyo would refuse the request. `orders`
+    keeps sort orders between the pages of one listing (see `ordered`)."""
+    try:
+        conditions = parse_filter(args["filter"], listing) if "filter" in args else []
+    except FilterError as error:
+        raise ParameterError(str(error), "filter") from None
+    sort = args.get("sort", "created")
+    if sort.lstrip("-") not in listing.sorts or sort.count("-") > 1:
+        raise ParameterError(f"'{sort}' is not a valid sort", "sort")
+    size = args.get("page[size]", "20")
+    if not size.isdigit() or not 1 <= int(size) <= 100:
+        raise ParameterError("page[size] must be an integer from 1 to 100", "page[size]")
+    size_n = int(size)
+    try:
+        offset = offset_of(args["page[cursor]"]) if "page[cursor]" in args else 0
+    except FilterError as error:
+        raise ParameterError(str(error), "page[cursor]") from None
+    found = ([r for r in candidates if all(matches(r, c) for c in conditions)]
+             if conditions else candidates)
+    slot = (id(listing), sort, args.get("filter"))
+    order = ordered(found, sort.lstrip("-"), sort.startswith("-"), orders, slot)
+    links = {"self": link(offset)}
+    if offset + size_n < len(found):
+        links["next"] = link(offset + size_n)
+    if offset > 0:
+        links["prev"] = link(max(0, offset - size_n))
+    return [found[i] for i in order[offset:offset + size_n]], links
 
 
 # -- the endpoints ------------------------------------------------------------------------
 def register_reads(app: Flask, fake: Any) -> None:
     """Add the read endpoints to the fake's app; its data lives in `fake.reads`."""
     fake.reads = ReadSide()
+
+    def wrong_revision() -> Response | None:
+        if request.headers.get("revision") != REVISION:
+            return problem(400, "invalid", "Invalid revision",
+                           f"revision header must be {REVISION}")
+        return None
 
     def refused() -> Response | None:
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")
@@ -248,10 +409,7 @@ def register_reads(app: Flask, fake: Any) -> None:
             return problem(403, "permission_denied", "You do not have permission to perform "
                            "this action.", "This API key is missing required scopes: "
                            "reviews:read")
-        if request.headers.get("revision") != REVISION:
-            return problem(400, "invalid", "Invalid revision",
-                           f"revision header must be {REVISION}")
-        return None
+        return wrong_revision()
 
     def bad(detail: str, parameter: str) -> Response:
         response = problem(400, "invalid", "Invalid input.", detail)
@@ -261,18 +419,27 @@ def register_reads(app: Flask, fake: Any) -> None:
         return response
 
     def resource(review: dict[str, Any]) -> dict[str, Any]:
-        item = copy.deepcopy(review)
+        """The review as get_reviews serves it: new dicts where links are added, the stored
+        values shared (answers are serialised at once; a deep copy of 100 costs ms)."""
+        item = {k: v for k, v in review.items() if k != UNSHOWN}
         self_link = f"{request.host_url}api/reviews/{review['id']}/"
         item["links"] = {"self": self_link}
-        item["relationships"]["events"] = {"links": {
+        events: dict[str, Any] = {"links": {
             "self": self_link + "relationships/events/", "related": self_link + "events/",
         }}
+        item["relationships"] = {**review["relationships"], "events": events}
         if "events" in request.args.get("include", "").split(","):
-            events = fake.reads.events.get(review["id"], [])
-            item["relationships"]["events"]["data"] = [
-                {"type": "event", "id": e["id"]} for e in events
-            ]
+            events["data"] = [{"type": "event", "id": e["id"]}
+                              for e in fake.reads.events.get(review["id"], [])]
         return item
+
+    def client_resource(review: dict[str, Any]) -> dict[str, Any]:
+        """Klaviyo's client review resource: the schema's attributes only (no email), no
+        relationships."""
+        attrs = review["attributes"]
+        return {"type": "review", "id": review["id"],
+                "attributes": {name: attrs[name] for name in CLIENT_ATTRIBUTES if name in attrs},
+                "links": {"self": f"{request.host_url}client/reviews/{review['id']}/"}}
 
     def included(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if "events" not in request.args.get("include", "").split(","):
@@ -282,35 +449,18 @@ def register_reads(app: Flask, fake: Any) -> None:
     def document(body: dict[str, Any]) -> Response:
         return Response(json.dumps(body), 200, content_type=JSONAPI)
 
+    def shown() -> list[dict[str, Any]]:
+        with fake.lock:
+            return fake.reads.visible(time.time())
+
     @app.get("/api/reviews")
     def get_reviews() -> Response:
         if (refusal := refused()) is not None:
             return refusal
-        args = request.args
         try:
-            conditions = parse_filter(args["filter"]) if "filter" in args else []
-        except FilterError as error:
-            return bad(str(error), "filter")
-        sort = args.get("sort", "created")
-        if sort.lstrip("-") not in SORTS or sort.count("-") > 1:
-            return bad(f"'{sort}' is not a valid sort", "sort")
-        size = args.get("page[size]", "20")
-        if not size.isdigit() or not 1 <= int(size) <= 100:
-            return bad("page[size] must be an integer from 1 to 100", "page[size]")
-        try:
-            offset = offset_of(args["page[cursor]"]) if "page[cursor]" in args else 0
-        except FilterError as error:
-            return bad(str(error), "page[cursor]")
-        with fake.lock:
-            shown = fake.reads.visible(time.time())
-        found = [r for r in shown if all(matches(r, c) for c in conditions)]
-        found.sort(key=sort_key(sort.lstrip("-")), reverse=sort.startswith("-"))
-        page = found[offset:offset + int(size)]
-        links = {"self": link(offset)}
-        if offset + int(size) < len(found):
-            links["next"] = link(offset + int(size))
-        if offset > 0:
-            links["prev"] = link(max(0, offset - int(size)))
+            page, links = select(REVIEWS, shown(), request.args, fake.reads.orders)
+        except ParameterError as error:
+            return bad(str(error), error.parameter)
         body: dict[str, Any] = {"data": [resource(r) for r in page], "links": links}
         if extra := included(page):
             body["included"] = extra
@@ -321,9 +471,7 @@ def register_reads(app: Flask, fake: Any) -> None:
     def get_review(review_id: str) -> Response:
         if (refusal := refused()) is not None:
             return refusal
-        with fake.lock:
-            shown = fake.reads.visible(time.time())
-        for review in shown:
+        for review in shown():
             if review["id"] == review_id:
                 body = {"data": resource(review), "links": {"self": request.base_url}}
                 if extra := included([review]):
@@ -331,3 +479,19 @@ def register_reads(app: Flask, fake: Any) -> None:
                 return document(body)
         return problem(404, "not_found", "Not found.", f"A review with id {review_id} does "
                        "not exist.")
+
+    @app.get("/client/reviews")
+    def get_client_reviews() -> Response:
+        if (refusal := wrong_revision()) is not None:
+            return refusal
+        if request.args.get("company_id") != fake.public_key:
+            return bad("company_id is missing or unknown", "company_id")
+        if "include" in request.args:
+            return bad("'include' is not a valid parameter for this endpoint", "include")
+        public = [r for r in shown()
+                  if ((r["attributes"].get("status") or {}).get("value")) in PUBLIC_STATUSES]
+        try:
+            page, links = select(CLIENT_REVIEWS, public, request.args, fake.reads.orders)
+        except ParameterError as error:
+            return bad(str(error), error.parameter)
+        return document({"data": [client_resource(r) for r in page], "links": links})

@@ -1,6 +1,7 @@
 """The fake Klaviyo itself: RateLimit headers, window origin, another integration's usage,
-creates on the read side, late and lost answers, the creation hook, and the measurements
-the pacing tests rely on. Each test takes well under 5 s."""
+creates on the read side, late and lost answers, the creation hook, the measurements the
+pacing tests rely on, and what the mirror's sync reads: the public listing, each listing's
+own filters, bulk fixtures and paging through them. Each test takes well under 5 s."""
 
 from __future__ import annotations
 
@@ -8,17 +9,31 @@ import json
 import math
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import requests
 
 from tests.fake_klaviyo import JSONAPI, REVISION, FakeKlaviyo, Received, Windows
+from tests.fake_klaviyo_fixtures import REASONS, UNSHOWN, many_reviews, touch
+from tests.fake_klaviyo_reads import (
+    CLIENT_ATTRIBUTES,
+    CLIENT_REVIEWS,
+    REVIEWS,
+    FilterError,
+    parse_filter,
+    utc,
+)
 
 PRIVATE_KEY = "pk_test_private_key_never_shown"
 READ_HEADERS = {"Authorization": f"Klaviyo-API-Key {PRIVATE_KEY}", "revision": REVISION}
 RATELIMIT = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+OPENAPI = Path(__file__).resolve().parents[2] / "shared/klaviyo-openapi"
+START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 def body(content: str = "Soft and warm.", product: str | None = "7549950034135",
@@ -44,6 +59,29 @@ def post(fake: FakeKlaviyo, review: dict[str, Any] | None = None,
 
 def read(fake: FakeKlaviyo, path: str = "/api/reviews", **params: str) -> requests.Response:
     return requests.get(f"{fake.url}{path}", params=params, headers=READ_HEADERS, timeout=2.0)
+
+
+def public(fake: FakeKlaviyo, company_id: str | None = "PUBKEY",
+           headers: dict[str, str] | None = None, **params: str) -> requests.Response:
+    """GET /client/reviews as a browser would: no key, the public company id."""
+    query = dict(params, company_id=company_id) if company_id is not None else params
+    return requests.get(f"{fake.url}/client/reviews", params=query,
+                        headers={"revision": REVISION} if headers is None else headers,
+                        timeout=2.0)
+
+
+def follow(session: requests.Session, url: str,
+           headers: dict[str, str]) -> tuple[list[dict[str, Any]], int]:
+    """Every resource of a listing, following links.next; and the number of pages."""
+    items, pages = [], 0
+    while url:
+        answer = session.get(url, headers=headers, timeout=5.0)
+        assert answer.status_code == 200, answer.text
+        document = answer.json()
+        items.extend(document["data"])
+        pages += 1
+        url = document["links"].get("next")
+    return items, pages
 
 
 def minute_left(fake: FakeKlaviyo, at: float) -> int:
@@ -438,3 +476,340 @@ def test_statuses_and_window_counts_follow_live_traffic():
     assert fake.statuses("/client/reviews") == {202: 2, 429: 1}
     assert fake.statuses() == {202: 2, 429: 2}  # the read in the same second is refused too
     assert fake.window_counts(60) == {0: 4}
+
+
+# -- the public listing (GET /client/reviews) ---------------------------------------------
+PUBLIC_FIXTURES = {"pub-unicode", "featured-store", "question-size", "empty-fields",
+                   "photo-data-uri", "pub-one-star"}
+
+
+def test_the_client_endpoint_serves_only_published_and_featured_reviews_without_emails():
+    with FakeKlaviyo() as fake:
+        fake.reads.reviews[0]["attributes"]["syndicated_from"] = "store-2"  # not in its schema
+        answer = public(fake, **{"page[size]": "100"})
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == JSONAPI
+    assert all(name in answer.headers for name in RATELIMIT)
+    served = answer.json()["data"]
+    assert {r["id"] for r in served} == PUBLIC_FIXTURES and len(served) == len(PUBLIC_FIXTURES)
+    for review in served:
+        assert set(review) == {"type", "id", "attributes", "links"}  # no relationships
+        assert set(review["attributes"]) == set(CLIENT_ATTRIBUTES)  # no email, nothing extra
+        assert review["attributes"]["status"]["value"] in ("published", "featured")
+        assert review["links"]["self"] == f"{fake.url}/client/reviews/{review['id']}/"
+    assert "email" not in answer.text and UNSHOWN not in answer.text
+    assert set(answer.json()["links"]) == {"self"}
+
+
+def test_the_client_endpoint_needs_the_company_id_and_the_revision_header_but_no_key():
+    with FakeKlaviyo(origin=time.time()) as fake:
+        missing = public(fake, company_id=None)
+        unknown = public(fake, company_id="SOMEONE_ELSE")
+        no_revision = public(fake, headers={})
+        old_revision = public(fake, headers={"revision": "2024-10-15"})
+        events = public(fake, include="events")
+        fine = public(fake)
+    for refused in (missing, unknown, no_revision, old_revision, events):
+        assert refused.status_code == 400
+        assert refused.json()["errors"][0]["status"] == 400
+    assert missing.json()["errors"][0]["source"] == {"parameter": "company_id"}
+    assert "revision" in no_revision.json()["errors"][0]["detail"]
+    assert fine.status_code == 200
+    # The same account budget as every other endpoint: six requests, six counted.
+    assert fine.headers["RateLimit-Remaining"] == "144"
+
+
+def test_the_client_endpoint_counts_in_the_shared_rate_limit_windows():
+    with FakeKlaviyo(per_second=10, per_minute=3, origin=time.time()) as fake:
+        answers = [post(fake), read(fake), public(fake), public(fake)]
+    assert [a.status_code for a in answers] == [202, 200, 200, 429]
+    assert answers[2].headers["RateLimit-Remaining"] == "0"
+    assert not any(name in answers[3].headers for name in RATELIMIT)
+    assert fake.statuses("/client/reviews") == {202: 1, 200: 1, 429: 1}
+
+
+def test_the_client_endpoint_filters_by_updated_media_and_public_reply():
+    data = many_reviews(600, start=START, seed=7)
+    shown = [r for r in data if r["attributes"]["status"]["value"] in ("published", "featured")]
+    since, until = START - timedelta(weeks=6), START - timedelta(weeks=2)
+
+    def ids(selected) -> set[str]:
+        return {r["id"] for r in selected}
+
+    with FakeKlaviyo(per_second=100) as fake:
+        fake.reads.reviews = data
+
+        def served(expression: str) -> set[str]:
+            items, _ = follow(requests.Session(), requests.Request(
+                "GET", f"{fake.url}/client/reviews", params={
+                    "company_id": "PUBKEY", "filter": expression, "page[size]": "100",
+                }).prepare().url, {"revision": REVISION})
+            return ids(items)
+
+        window = served(f"and(greater-or-equal(updated,{since.isoformat()}),"
+                        f"less-or-equal(updated,{until.isoformat()}))")
+        naive = served(f"greater-or-equal(updated,{since.replace(tzinfo=None).isoformat()})")
+        media = served("has(media)")
+        replied = served("has(public_reply)")
+        quoted = served("has(smart_quote)")
+        both = served("has(media),has(public_reply)")
+        incentivized = served("equals(incentivized,true)")
+        pending = served('equals(status,"pending")')
+        five = served("and(equals(rating,5),equals(verified,true),has(media))")
+    assert window == ids(r for r in shown if since <= utc(r["attributes"]["updated"]) <= until)
+    assert 0 < len(window) < len(shown)
+    assert naive == ids(r for r in shown if utc(r["attributes"]["updated"]) >= since)
+    assert media == ids(r for r in shown if r["attributes"]["images"]) and media
+    assert replied == ids(r for r in shown if r["attributes"]["public_reply"]) and replied
+    assert quoted == ids(r for r in shown if r["attributes"]["smart_quote"]) and quoted
+    assert both == media & replied
+    assert incentivized == ids(r for r in shown if r[UNSHOWN]["incentivized"]) and incentivized
+    assert pending == set()  # the public endpoint never shows them, whatever the filter
+    assert five == ids(r for r in shown if r["attributes"]["rating"] == 5
+                       and r["attributes"]["verified"] and r["attributes"]["images"])
+
+
+@pytest.mark.parametrize("expression", [
+    'greater-or-equal(updated,"2025-01-01T00:00:00+00:00")',  # datetimes are not quoted
+    "greater-or-equal(updated,yesterday)",
+    "equals(updated,2025-01-01T00:00:00+00:00)",
+    'equals(item.id,"$shopify:::$default:::7549950034135")',  # no product filter
+    'has(media,"yes")',
+    "has(content)",
+    "equals(media,true)",
+    "equals(edited,yes)",
+    "any(rating,3)",  # any takes a list
+    "greater-or-equal(rating,[1,2])",  # a range takes one value
+    "equals(rating,",
+    "any(rating,[1,2)",
+    "has(",
+    "and(",
+    'contains(content,"\\q")',
+])
+def test_the_client_listing_refuses_what_its_filter_table_does_not_allow(expression):
+    with pytest.raises(FilterError):
+        parse_filter(expression, CLIENT_REVIEWS)
+
+
+def test_the_client_listing_accepts_its_own_fields_and_operators():
+    assert parse_filter("has(media),has(smart_quote),equals(edited,false)", CLIENT_REVIEWS) == [
+        ("has", "media", None), ("has", "smart_quote", None), ("equals", "edited", False)]
+    [(operator, name, value)] = parse_filter("less-or-equal(updated,2026-01-01T00:00:00Z)",
+                                             CLIENT_REVIEWS)
+    assert (operator, name, value) == ("less-or-equal", "updated",
+                                       datetime(2026, 1, 1, tzinfo=UTC))
+    assert parse_filter('any(id,["a","b"]),equals(rating,[4,5])', CLIENT_REVIEWS) == [
+        ("any", "id", ["a", "b"]), ("equals", "rating", [4, 5])]
+
+
+def test_the_client_endpoint_sorts_by_updated_and_pages_with_links_next():
+    data = many_reviews(450, start=START, seed=3)
+    shown = [r for r in data if r["attributes"]["status"]["value"] in ("published", "featured")]
+    with FakeKlaviyo(per_second=100) as fake:
+        fake.reads.reviews = data
+        first = public(fake, sort="updated", **{"page[size]": "100"}).json()
+        second = requests.get(first["links"]["next"], headers={"revision": REVISION},
+                              timeout=2.0).json()
+        rising, pages = follow(requests.Session(), first["links"]["self"],
+                               {"revision": REVISION})
+        falling, _ = follow(requests.Session(), first["links"]["self"].replace(
+            "sort=updated", "sort=-updated"), {"revision": REVISION})
+        bad_sort = public(fake, sort="email")
+    assert "company_id=PUBKEY" in first["links"]["next"] and "sort=updated" in first["links"][
+        "next"] and "prev" not in first["links"]
+    assert "page%5Bcursor%5D" not in second["links"]["prev"]  # back to the first page
+    assert pages == math.ceil(len(shown) / 100) and len(rising) == len(shown)
+    assert [r["id"] for r in rising[:200]] == [r["id"] for r in first["data"] + second["data"]]
+    assert {r["id"] for r in rising} == {r["id"] for r in shown}
+    stamps = [utc(r["attributes"]["updated"]) for r in rising]
+    assert stamps == sorted(stamps)
+    assert [r["id"] for r in falling] == [r["id"] for r in reversed(rising)]
+    assert bad_sort.status_code == 400
+    assert bad_sort.json()["errors"][0]["source"] == {"parameter": "sort"}
+
+
+def test_a_created_review_reaches_the_client_endpoint_only_once_it_is_published():
+    with FakeKlaviyo() as fake:
+        assert post(fake, body("Published later.")).status_code == 202
+        [created] = fake.created
+        find = 'contains(content,"published later")'
+        pending_public = public(fake, filter=find).json()["data"]
+        pending_private = read(fake, filter=find).json()["data"]
+        created_at = created["attributes"]["updated"]
+        touch(created, status="published")
+        newest = public(fake, sort="-updated", **{"page[size]": "1"}).json()["data"]
+        since = public(fake, filter=f"greater-or-equal(updated,{created_at})").json()["data"]
+    assert pending_public == [] and [r["id"] for r in pending_private] == [created["id"]]
+    assert created_at == created["attributes"]["created"]  # a create has `updated` from the start
+    assert [r["id"] for r in newest] == [created["id"]] == [r["id"] for r in since]
+    attributes = newest[0]["attributes"]
+    assert attributes["status"] == {"value": "published"} and "email" not in attributes
+    assert utc(attributes["updated"]) > utc(attributes["created"])
+
+
+# -- the private listing stays get_reviews ------------------------------------------------
+def test_api_reviews_refuses_an_updated_filter_but_sorts_by_minus_updated():
+    with FakeKlaviyo() as fake:
+        refused = read(fake, filter="greater-or-equal(updated,2025-01-01T00:00:00+00:00)")
+        media = read(fake, filter="has(media)")
+        newest = read(fake, sort="-updated", **{"page[size]": "100"})
+        oldest = read(fake, sort="updated", **{"page[size]": "100"})
+    assert refused.status_code == 400
+    [error] = refused.json()["errors"]
+    assert error["detail"] == "'updated' is not a valid field for filtering"
+    assert error["source"] == {"parameter": "filter"}
+    assert media.status_code == 400
+    assert media.json()["errors"][0]["detail"] == "'media' is not a valid field for filtering"
+    assert newest.status_code == 200
+    served = newest.json()["data"]
+    stamps = [utc(r["attributes"]["updated"]) for r in served]
+    assert stamps == sorted(stamps, reverse=True) and len(served) == len(fake.reads.reviews)
+    assert "email" in served[0]["attributes"]  # every status, emails too
+    assert {r["attributes"]["status"]["value"] for r in served} == {
+        "published", "featured", "unpublished", "pending", "rejected"}
+    assert [r["id"] for r in oldest.json()["data"]] == [r["id"] for r in reversed(served)]
+    with pytest.raises(FilterError, match="'updated' is not a valid field"):
+        parse_filter("less-or-equal(updated,2025-01-01T00:00:00+00:00)", REVIEWS)
+
+
+def test_unshown_facts_are_filtered_on_but_never_served():
+    data = many_reviews(40, start=START, seed=5)
+    touch(data[0], status="published", edited=True)
+    with FakeKlaviyo() as fake:
+        fake.reads.reviews = data
+        private = read(fake, **{"page[size]": "100"})
+        detail = read(fake, f"/api/reviews/{data[0]['id']}")
+        edited = public(fake, filter="equals(edited,true)").json()["data"]
+    assert UNSHOWN not in private.text and UNSHOWN not in detail.text
+    assert data[0]["id"] in {r["id"] for r in edited}
+    assert data[0][UNSHOWN]["edited"] is True  # the data itself keeps them
+
+
+# -- bulk fixtures ------------------------------------------------------------------------
+def test_many_reviews_is_deterministic_and_has_every_status_and_type():
+    started = time.monotonic()
+    made = many_reviews(10_000, start=START)
+    took = time.monotonic() - started
+    assert took < 2.0
+    assert many_reviews(300, start=START, seed=4) == many_reviews(300, start=START, seed=4)
+    assert many_reviews(300, start=START, seed=4) != many_reviews(300, start=START, seed=5)
+    assert len(made) == 10_000 and len({r["id"] for r in made}) == 10_000
+    attributes = [r["attributes"] for r in made]
+    statuses = Counter(a["status"]["value"] for a in attributes)
+    assert set(statuses) == {"published", "pending", "featured", "unpublished", "rejected"}
+    assert statuses.most_common(1)[0][0] == "published" and statuses["published"] > 5_000
+    types = Counter(a["review_type"] for a in attributes)
+    assert set(types) == {"review", "question", "store", "rating"}
+    assert types.most_common(1)[0][0] == "review"
+    ratings = Counter(a["rating"] for a in attributes if a["review_type"] != "question")
+    assert set(ratings) == {1, 2, 3, 4, 5} and ratings[5] > ratings[4] > ratings[3] > ratings[1]
+    for review, a in zip(made, attributes, strict=True):
+        created, updated = utc(a["created"]), utc(a["updated"])
+        assert START - timedelta(weeks=16) <= created <= updated <= START
+        assert a["created"].endswith("+00:00") and a["updated"].endswith("+00:00")
+        if a["review_type"] == "question":
+            assert a["rating"] is None
+        if a["review_type"] == "store":
+            assert a["product"] is None
+            assert review["relationships"]["item"]["data"]["id"] == "$shopify:::$default:::none"
+        elif a["product"] is not None:
+            assert review["relationships"]["item"]["data"]["id"].endswith(
+                ":::" + a["product"]["external_id"])
+        if a["status"]["value"] == "rejected":
+            assert a["status"]["rejection_reason"]["reason"] in [*REASONS, "other"]
+        assert all(url.startswith("https://") for url in a["images"])
+        if a["public_reply"] is not None:
+            assert set(a["public_reply"]) == {"content", "author", "updated"}
+    products = {a["product"]["external_id"] for a in attributes if a["product"]}
+    assert len(products) == 20
+    few = many_reviews(500, start=START, products=3, seed=2)
+    assert len({r["attributes"]["product"]["external_id"] for r in few
+                if r["attributes"]["product"]}) == 3
+    for kind in ("images", "public_reply", "smart_quote"):
+        share = sum(bool(a[kind]) for a in attributes) / len(made)
+        assert 0.03 < share < 0.5, kind
+    emails = [a["email"] for a in attributes if a["email"]]
+    assert len(set(emails)) > 0.95 * len(emails)
+    assert all("<" not in (a["content"] or "") for a in attributes)  # plain text
+
+
+def test_many_reviews_without_start_ends_now():
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    made = many_reviews(200)
+    assert all(utc(r["attributes"]["updated"]) <= datetime.now(UTC) for r in made)
+    assert max(utc(r["attributes"]["updated"]) for r in made) >= before - timedelta(weeks=2)
+
+
+def test_touch_moves_updated_to_now_and_changes_the_attributes():
+    [review] = many_reviews(1, start=START, seed=9)
+    before = datetime.now(UTC)
+    same = touch(review, status="rejected", public_reply=None)
+    first = review["attributes"]["updated"]
+    touch(review, status="featured", content="Changed.", edited=True)
+    second = review["attributes"]["updated"]
+    assert same is review
+    assert first.endswith("+00:00") and before <= utc(first) <= datetime.now(UTC)
+    assert utc(second) > utc(first)  # always the newest change, even within one clock tick
+    assert review["attributes"]["status"] == {"value": "featured"}
+    assert review["attributes"]["content"] == "Changed." and review[UNSHOWN]["edited"] is True
+    future = many_reviews(1, start=datetime.now(UTC) + timedelta(days=1), seed=9)[0]
+    stamp = future["attributes"]["updated"]
+    assert utc(touch(future)["attributes"]["updated"]) > utc(stamp)
+    rejected = touch(many_reviews(1, start=START)[0], status="rejected")
+    assert rejected["attributes"]["status"] == {"value": "rejected",
+                                                "rejection_reason": {"reason": "fake"}}
+
+
+# -- paging through many ------------------------------------------------------------------
+def test_paging_through_10000_reviews_by_minus_updated_takes_under_5_seconds():
+    with FakeKlaviyo(per_second=1000, per_minute=100_000) as fake:
+        fake.reads.reviews = many_reviews(10_000, start=START)
+        started = time.monotonic()
+        items, pages = follow(requests.Session(),
+                              f"{fake.url}/api/reviews?sort=-updated&page%5Bsize%5D=100",
+                              READ_HEADERS)
+        took = time.monotonic() - started
+    assert pages == 100 and took < 5.0
+    ids = [r["id"] for r in items]
+    assert len(ids) == len(set(ids)) == 10_000
+    stamps = [utc(r["attributes"]["updated"]) for r in items]
+    assert stamps == sorted(stamps, reverse=True)
+
+
+def test_a_review_touched_between_pages_moves_to_the_front_of_the_next_listing():
+    data = many_reviews(300, start=START, seed=11)
+    with FakeKlaviyo(per_second=100) as fake:
+        fake.reads.reviews = data
+        first = read(fake, sort="-updated", **{"page[size]": "100"}).json()
+        oldest = first["data"][-1]["id"]
+        touch(next(r for r in data if r["id"] == oldest), rating=1)
+        again = read(fake, sort="-updated", **{"page[size]": "100"}).json()
+    assert again["data"][0]["id"] == oldest
+    assert again["data"][0]["attributes"]["rating"] == 1
+
+
+# -- against the official descriptions ----------------------------------------------------
+def official(name: str, schema: str) -> dict[str, Any]:
+    from tests.test_contract import inline  # the same $ref / nullable resolution
+
+    path = OPENAPI / f"{name}.json"
+    if not path.exists():
+        pytest.skip("the official OpenAPI files are not beside this clone")
+    components = json.loads(path.read_text())["components"]["schemas"]
+    return inline(components[schema], components)
+
+
+def test_the_official_schemas_accept_what_both_listings_serve():
+    client_schema = official("get_client_reviews", "GetClientReviewResponseDTOCollection")
+    private_schema = official("get_reviews", "GetReviewResponseDTOCollectionCompoundDocument")
+    with FakeKlaviyo(per_second=100) as fake:
+        fixtures = [public(fake, **{"page[size]": "100"}).json(),
+                    read(fake, **{"page[size]": "100"}).json()]
+        fake.reads.reviews = many_reviews(1000, start=START)
+        bulk = [public(fake, **{"page[size]": "100"}).json(),
+                read(fake, sort="-updated", **{"page[size]": "100"}).json()]
+    for client_page, private_page in (fixtures, bulk):
+        jsonschema.validate(client_page, client_schema)
+        jsonschema.validate(private_page, private_schema)
+    listed = set(client_schema["properties"]["data"]["items"]["properties"]["attributes"][
+        "properties"])
+    assert listed == set(CLIENT_ATTRIBUTES)

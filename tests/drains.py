@@ -9,7 +9,9 @@ account's tier. Scenarios run at once (they are bound by the pace, not the machi
 - `other`: tier M while another integration spends a third of the budget (50/min);
 - `reads`: tier M while a reader asks for every read slot it can get;
 - `restart`: tier M, two senders sharing a private Redis that is killed and started again
-  empty (well under a second) `restart_at` seconds in.
+  empty (well under a second) `restart_at` seconds in;
+- `sync`: tier M while the mirror's sync makes full passes over 5,000 reviews, one after
+  the other.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fake_klaviyo import FakeKlaviyo
+from tests.fake_klaviyo_fixtures import many_reviews
 from tests.reviews import review_body
 from tests.services import RedisServer
 from widget import create_app
@@ -36,7 +39,8 @@ class Drain:
     """One scenario: a fake, an app with a backlog, its senders (and a reader if asked)."""
 
     def __init__(self, stack: ExitStack, folder: Path, name: str, tier: str = "M",
-                 rows: int = 400, senders: int = 1, **overrides: Any) -> None:
+                 rows: int = 400, senders: int = 1, klaviyo_reviews: int = 0,
+                 **overrides: Any) -> None:
         self.name = name
         per_second, self.limit = TIERS[tier]
         self.fake = stack.enter_context(FakeKlaviyo(per_second=per_second,
@@ -50,9 +54,15 @@ class Drain:
             "SENDER_POLL_SECONDS": 0.05,
             "RATELIMIT_ENABLED": False,
             "SECRET_KEY": "drain",
+            # A full pass after another (a tiny REVIEWS_FULL_SYNC_HOURS), where asked.
+            "REVIEWS_SYNC_SECONDS": 0.1,
+            "REVIEWS_FULL_SYNC_HOURS": 1e-6,
             **overrides,
         })
         stack.callback(self.app.extensions["outbox"].engine.dispose)
+        if klaviyo_reviews:
+            self.fake.reads.reviews = many_reviews(klaviyo_reviews)
+        self.syncer = self.app.extensions["syncer"]
         store = self.app.extensions["outbox"]
         for i in range(rows):
             store.put(json.dumps(review_body(content=f"{name} review {i}",
@@ -69,9 +79,11 @@ class Drain:
         self.stopping = threading.Event()
         self.restart: tuple[float, float] | None = None
 
-    def start(self, reader: bool = False) -> None:
+    def start(self, reader: bool = False, sync: bool = False) -> None:
         for sender in self.senders:
             sender.start()
+        if sync:
+            self.syncer.start()
         if reader:
             self.reader = threading.Thread(target=self._read_all_it_can, daemon=True)
             self.reader.start()
@@ -80,6 +92,7 @@ class Drain:
         self.stopping.set()
         for sender in self.senders:
             sender.stop()
+        self.syncer.stop()
         if self.reader is not None:
             self.reader.join(5)
 
@@ -139,7 +152,7 @@ def run(scenarios: dict[str, dict[str, Any]], minutes: int, folder: Path,
             drains["other"].fake.other_integration(drains["other"].limit // 3)
         started = time.monotonic()
         for name, drain in drains.items():
-            drain.start(reader=name == "reads")
+            drain.start(reader=name == "reads", sync=name == "sync")
         if redis_server is not None:
             time.sleep(max(0.0, started + restart_at - time.monotonic()))
             began = time.time()

@@ -21,6 +21,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from widget.extensions import compress, limiter
     from widget.intake import api, defences, form, photos, questions, submissions
     from widget.moderation import views as moderation
+    from widget.reviews import store as mirror
+    from widget.reviews import sync
     app = Flask(__name__, instance_relative_config=True,
                 static_folder="../static", template_folder="../templates")
     app.config.from_mapping(config.from_environ(None if test_config is None else {}))
@@ -41,6 +43,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     outbox.init_app(app)
     pacing.init_app(app)
     sender.init_app(app)
+    mirror.init_app(app)
+    sync.init_app(app)
     commands.init_app(app)
     defences.init_app(app)
     questions.init_app(app)

@@ -13,11 +13,13 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from widget.delivery import outbox, sender
+from widget.reviews import sync
 
 
 @click.command("send")
 def send_command() -> None:
-    """Deliver the outbox to Klaviyo until SIGTERM or SIGINT (the Procfile `worker`)."""
+    """Deliver the outbox to Klaviyo, and keep the reviews mirror in step, until SIGTERM or
+    SIGINT (the Procfile `worker`)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if current_app.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
         # The web process spends the same Klaviyo budget (moderation reads, or a sender
@@ -28,10 +30,15 @@ def send_command() -> None:
             "or deliver from the single web process (WIDGET_SENDER=thread, no worker)."
         )
     delivery = sender.current()
+    syncer = sync.current()  # the mirror's sync runs beside it (one at a time: a lease)
+    if current_app.config["REVIEWS_SYNC_SECONDS"] > 0:
+        syncer.start()
 
     def stop(_signum: int, _frame: Any) -> None:
         delivery.stopping.set()
         delivery.notify()
+        syncer.stopping.set()
+        syncer.wake.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -107,6 +107,10 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Reads (moderation, the mirror's sync) take at most this share of each of
         # Klaviyo's steady windows; deliveries get the rest.
         "REVIEWS_READ_SHARE": _number(env, "REVIEWS_READ_SHARE", 0.2),
+        # The mirror of Klaviyo's reviews (widget/reviews/sync.py): an incremental sync this
+        # often (0: no sync), and a full pass, which also drops deleted reviews, this often.
+        "REVIEWS_SYNC_SECONDS": _number(env, "REVIEWS_SYNC_SECONDS", 60.0),
+        "REVIEWS_FULL_SYNC_HOURS": _number(env, "REVIEWS_FULL_SYNC_HOURS", 24.0),
         # With the private key, a send left unanswered (read timeout, a sender killed
         # mid-send) is looked up in Klaviyo before it is sent again, for this long (Klaviyo
         # creates reviews asynchronously); only then is it sent again.

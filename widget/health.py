@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from widget.delivery import outbox, pacing
 from widget.delivery.outbox import OutboxFull
+from widget.reviews import store
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -49,8 +50,24 @@ def readyz() -> Any:
         else "missing: submissions wait in the outbox until KLAVIYO_PUBLIC_KEY is set"
     )
     body = {"status": "ready" if ready else "unavailable", "checks": checks,
-            "klaviyo_budget": _budget()}
+            "klaviyo_budget": _budget(), "reviews_mirror": _mirror()}
     return jsonify(body), 200 if ready else 503
+
+
+def _mirror() -> dict[str, Any]:
+    """The mirror's sync: its source, how long ago it last finished, its last error. Not a
+    readiness check: a stale mirror slows nobody's submission."""
+    try:
+        state = store.current().state()
+    except SQLAlchemyError:
+        return {"state": "unavailable: the database cannot be read"}
+    age = state.age()
+    return {
+        "source": state.source or "none yet",
+        "synced_seconds_ago": None if age is None else round(age, 1),
+        "last_full_pass": state.last_full_at.isoformat() + "Z" if state.last_full_at else None,
+        "last_error": state.last_error,
+    }
 
 
 def _budget() -> dict[str, Any] | str:

@@ -137,6 +137,19 @@ class KlaviyoClient:
         page[cursor]); returns the JSON:API document."""
         return self._read("/api/reviews", params)
 
+    def list_client_reviews(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /client/reviews: published reviews only, without emails; no key but the
+        public one (company_id)."""
+        if not self.public_key:
+            raise KlaviyoKeyMissing("KLAVIYO_PUBLIC_KEY is not set")
+        response = self._send("GET", "/client/reviews",
+                              params={**params, "company_id": self.public_key})
+        try:
+            return response.json()
+        except ValueError:
+            raise KlaviyoUnavailable("Klaviyo answered with something other than JSON",
+                                     response.status_code) from None
+
     def get_review(self, review_id: str, include_events: bool = True) -> dict[str, Any]:
         """GET /api/reviews/{id}. `include=events` draws on a stricter limit: detail only."""
         params = {"include": "events"} if include_events else {}

@@ -34,6 +34,7 @@ from tests.processes import ROOT
 from tests.services import postgres_database
 from widget.delivery import migrations, outbox
 from widget.delivery.outbox import Outbox, connect, engine_url
+from widget.reviews import store as mirror  # noqa: F401  (its tables join the metadata)
 
 # The skeleton's table (git show 5e17004:widget/outbox.py): what revision 0001 must make.
 FIRST_WRITTEN = MetaData()

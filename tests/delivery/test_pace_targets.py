@@ -12,7 +12,9 @@ SENDER_RATE_LIMITS (nobody tells the service the account's tier):
 - **reads**: tier M while a reader asks for every read slot it can get: reads keep to their
   share (20%), deliveries get the rest;
 - **restart**: tier M, two senders sharing a private Redis that is killed and started again
-  empty (well under a second) 20 s in: no span of 60 s carries more than 150 calls.
+  empty (well under a second) 20 s in: no span of 60 s carries more than 150 calls;
+- **sync**: tier M, 500 submissions queued while the mirror's sync makes full passes over
+  5,000 reviews: the drain drops by no more than the reads' share.
 
 The minutes are real: the module takes a little over two minutes, whatever it checks.
 """
@@ -31,7 +33,8 @@ MINUTES = 2
 @pytest.fixture(scope="module")
 def drains(tmp_path_factory):
     return scenarios.run({"M": {}, "S": {"tier": "S", "rows": 200}, "other": {},
-                          "reads": {}, "restart": {}},
+                          "reads": {}, "restart": {},
+                          "sync": {"rows": 500, "klaviyo_reviews": 5000}},
                          MINUTES, tmp_path_factory.mktemp("pace"), restart_at=20.0)
 
 
@@ -79,3 +82,16 @@ def test_a_redis_restarted_empty_mid_drain_never_lets_a_minute_carry_more_than_1
     after = [r.at for r in restart.fake.requests() if r.at > ended + 1]
     assert after, "the drain never resumed"
     assert min(after) >= began + 59  # held for the longest window
+
+
+def test_a_full_sync_of_5000_reviews_costs_the_drain_no_more_than_the_reads_share(drains):
+    sync, alone = drains["sync"], drains["M"]
+    creates = sync.per_minute(MINUTES, "/client/reviews")
+    gets = sync.per_minute(MINUTES, "/api/reviews")
+    for window in range(MINUTES):
+        # The share is of Klaviyo's window (20% of 150), give or take the spread's rounding.
+        assert creates[window] >= alone.per_minute(MINUTES)[window] - 0.2 * 150 - 2, creates
+        assert gets[window] <= 30, gets
+    assert sum(gets) >= 50  # a whole pass of 5,000 reviews, 100 a page, and more
+    assert sync.app.extensions["mirror"].count() == 5000
+    assert sum(sync.throttled_per_minute(MINUTES)) == 0

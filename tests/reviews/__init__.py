@@ -1,4 +1,5 @@
-"""Builders for request bodies and photos used across the tests."""
+"""Builders for request bodies and photos used across the tests; this package holds the
+tests of widget/reviews/ too."""
 
 from __future__ import annotations
 

@@ -102,6 +102,27 @@ outbox_health = Table(
 )
 
 
+def fingerprint(email: str, review_type: str, integration_key: str, external_id: str,
+                content: str) -> str:
+    """Same author email, product and text: the same review, however often it is sent (the
+    repeat rule of the intake; the mirror finds our reviews in Klaviyo's by it too)."""
+    parts = (email.lower(), review_type, integration_key, external_id,
+             " ".join(content.split()).lower())
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def resource_fingerprint(resource: dict[str, Any]) -> str | None:
+    """The fingerprint of one of Klaviyo's review resources (None without an email)."""
+    attributes = resource.get("attributes") or {}
+    if not attributes.get("email") or attributes.get("content") is None:
+        return None
+    product = attributes.get("product") or {}
+    item = (((resource.get("relationships") or {}).get("item") or {}).get("data") or {})
+    integration = str(item.get("id") or "").split(":::")[0].lstrip("$") if product else ""
+    return fingerprint(attributes["email"], attributes.get("review_type") or "review",
+                       integration, product.get("external_id") or "", attributes["content"])
+
+
 def utcnow() -> datetime:
     """Naive UTC: the one clock every row uses, the same on SQLite and Postgres."""
     return datetime.now(UTC).replace(tzinfo=None)
@@ -458,6 +479,46 @@ class Outbox:
                 .limit(limit)
             )
             return [dict(row) for row in result.mappings()]
+
+    def link_klaviyo_ids(self, resources: list[dict[str, Any]]) -> int:
+        """Note Klaviyo's id on delivered rows that sent these reviews (found in the mirror
+        by their fingerprint: email, type, product, text), where none is noted yet and no
+        other row holds that id. Returns how many rows were linked."""
+        found = {}
+        for resource in resources:
+            fingerprint = resource_fingerprint(resource)
+            if fingerprint is not None:
+                found.setdefault(fingerprint, resource["id"])
+        if not found:
+            return 0
+        t = submissions
+        with self._writing() as conn:
+            taken = set(conn.execute(select(t.c.klaviyo_review_id).where(
+                t.c.klaviyo_review_id.in_(list(found.values())))).scalars())
+            rows = conn.execute(
+                select(t.c.id, t.c.fingerprint)
+                .where(t.c.fingerprint.in_(list(found)), t.c.state == "delivered",
+                       t.c.klaviyo_review_id.is_(None))
+                .order_by(t.c.created_at)
+            ).all()
+            linked = 0
+            for row_id, fingerprint in rows:
+                klaviyo_id = found[fingerprint]
+                if klaviyo_id in taken:
+                    continue
+                conn.execute(update(t).where(t.c.id == row_id)
+                             .values(klaviyo_review_id=klaviyo_id))
+                taken.add(klaviyo_id)
+                linked += 1
+        return linked
+
+    def by_klaviyo_id(self, review_id: str) -> Submission | None:
+        """The row that sent Klaviyo's review `review_id`, when it is known."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(submissions)
+                               .where(submissions.c.klaviyo_review_id == review_id)
+                               ).mappings().first()
+        return _submission(row) if row else None
 
     def doubted_deliveries(self, limit: int = 100) -> list[dict[str, Any]]:
         """Delivered rows whose delivery was in doubt, newest first: found in Klaviyo after

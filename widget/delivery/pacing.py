@@ -321,13 +321,18 @@ def longest_window(rate_limits: str | list[RateLimitItem]) -> float:
     return float(max(item.get_expiry() for item in items))
 
 
-def wait_for_slot(pacer: Pacer, kind: str, patience: float) -> Slot:
-    """A granted slot within `patience` seconds, or the last wait when none came in time."""
+def wait_for_slot(pacer: Pacer, kind: str, patience: float,
+                  stop: threading.Event | None = None) -> Slot:
+    """A granted slot within `patience` seconds, or the last wait when none came in time
+    (or `stop` was set)."""
     deadline = time.monotonic() + patience
     while not (slot := pacer.try_acquire(kind)).granted:
         if time.monotonic() + slot.wait > deadline:
             return slot
-        time.sleep(slot.wait)
+        if stop is None:
+            time.sleep(slot.wait)
+        elif stop.wait(slot.wait):
+            return slot
     return slot
 
 

@@ -270,7 +270,6 @@ def fingerprint(review: dict[str, Any]) -> str:
     """Same author email, product and text: the same review, however often it is sent."""
     attributes = review["data"]["attributes"]
     product = attributes.get("product") or {}
-    parts = (attributes["email"].lower(), attributes["review_type"],
-             product.get("integration_key", ""), product.get("external_id", ""),
-             " ".join(attributes["content"].split()).lower())
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return outbox.fingerprint(attributes["email"], attributes["review_type"],
+                             product.get("integration_key", ""),
+                             product.get("external_id", ""), attributes["content"])

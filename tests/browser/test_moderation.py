@@ -1,20 +1,55 @@
-"""A moderator in Chromium: log in, filter, page, open a review; nothing from a review runs."""
+"""A moderator in Chromium: log in, filter, page, open a review, keep the overview open;
+nothing from a review runs, and axe finds nothing to fix."""
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from PIL import Image
+from sqlalchemy import update
 
-from tests.fake_klaviyo_fixtures import PNG_1PX
+from tests.browser.embedding import axe_source
+from tests.fake_klaviyo_fixtures import PNG_1PX, many_reviews
+from tests.moderation.mirror import store, sync
+from tests.reviews import review_body
+from widget.delivery.outbox import submissions, utcnow
 
 PASSWORD = "correct horse battery staple"
 PIXEL = __import__("base64").b64decode(PNG_1PX.split(",", 1)[1])
+SCREENSHOT = Path(__file__).parents[2] / "docs" / "overview.png"
 
 
 @pytest.fixture
 def server(make_app, live_server):
-    return live_server(make_app(MODERATION_PASSWORD=PASSWORD))
+    """The service with moderation open, its mirror synced from the fake's fixtures."""
+    app = make_app(MODERATION_PASSWORD=PASSWORD)
+    sync(app)
+    server = live_server(app)
+    server.app = app
+    return server
+
+
+def axe_violations(page):
+    page.evaluate(axe_source())
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [(v["id"], [node["target"] for node in v["nodes"]]) for v in result["violations"]]
+
+
+def busy_day(app):
+    """A mirror of 400 reviews over the last 16 weeks and a queue with some work in it."""
+    store(app, many_reviews(400, seed=7))
+    outbox = app.extensions["outbox"]
+    waiting = [outbox.put(json.dumps(review_body(author=f"Shopper {n}")).encode())
+               for n in range(3)]
+    with outbox.engine.begin() as conn:  # the oldest has waited a few minutes
+        conn.execute(update(submissions).where(submissions.c.id == waiting[0].id)
+                     .values(created_at=utcnow() - timedelta(minutes=4)))
+    dead = outbox.put(json.dumps(review_body(author="Refused")).encode())
+    outbox.mark_dead(dead.id, status=400, error="product.external_id: not a known product")
 
 
 @pytest.fixture
@@ -125,3 +160,55 @@ def test_a_browser_with_wrong_credentials_gets_401_and_no_reviews(server, browse
     assert "Log in to moderate reviews" in page.content()
     assert "Awful" not in page.content()
     context.close()
+
+
+def test_the_overview_shows_counts_charts_and_the_queue_and_axe_finds_nothing(
+        server, moderator):
+    page = moderator
+    busy_day(server.app)
+    assert page.goto(server.url + "/moderation/").status == 200
+    page.get_by_role("link", name="Overview").click()
+    page.wait_for_url(re.compile(r"/moderation/overview$"))
+    assert page.get_by_role("heading", name="Overview", exact=True).is_visible()
+    for name in ["Product reviews per rating", re.compile(r"^Reviews received per week"),
+                 re.compile(r"^Average rating of product reviews per week")]:
+        chart = page.get_by_role("img", name=name)
+        assert chart.is_visible() and chart.bounding_box()["width"] > 300
+    assert page.locator("table.figures tbody tr").count() == 5 + 12
+    queue = page.locator("section.card-queue").inner_text()
+    assert "3\nqueued" in queue and "4 min\noldest waiting" in queue and "1\ndead" in queue
+    assert axe_violations(page) == []
+    page.emulate_media(color_scheme="dark")  # a screen kept open all day may be dark
+    assert axe_violations(page) == []
+    page.emulate_media(color_scheme="light")
+    page.get_by_role("link", name=re.compile(r"^\d+ pending$")).click()
+    page.wait_for_url(re.compile(r"/moderation/\?status=pending$"))
+    assert page.get_by_label("Status").input_value() == "pending"
+    assert all("pending" in row.inner_text() for row in page.locator("tr.review").all())
+
+
+def test_the_list_with_its_new_filters_and_count_passes_axe(server, moderator):
+    page = moderator
+    page.goto(server.url + "/moderation/?size=100")
+    assert page.get_by_text(re.compile(r"^16 reviews")).is_visible()
+    assert axe_violations(page) == []
+    page.get_by_label("Photos").select_option("with")
+    page.get_by_label("Public reply").select_option("with")
+    page.get_by_role("button", name="Show reviews").click()
+    page.wait_for_url(re.compile(r"media=with"))
+    assert review_ids(page) == ["pub-unicode"]
+    assert page.get_by_text("1 review", exact=True).is_visible()
+    page.goto(server.url + "/moderation/?rating=9")
+    assert axe_violations(page) == []  # the page with its error message too
+
+
+def test_the_readme_screenshot_of_the_overview_is_taken(server, moderator):
+    page = moderator
+    busy_day(server.app)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(server.url + "/moderation/overview")
+    page.get_by_role("img", name="Product reviews per rating").wait_for()
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=SCREENSHOT, full_page=True)
+    with Image.open(SCREENSHOT) as shot:
+        assert shot.width == 1280 and shot.height > 900

@@ -1,5 +1,5 @@
-"""Moderation's reads from Klaviyo: cached, paced with submissions, honest when they fail,
-and never showing the private key."""
+"""Moderation's reads from Klaviyo (the detail page; the list reads the mirror): cached,
+paced with submissions, honest when they fail, and never showing the private key."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.fake_klaviyo_reads import UNSCOPED_KEY
+from tests.moderation.mirror import forget_calls, sync
 from tests.moderation.test_views import MODERATOR, PASSWORD
 from tests.reviews import review_body
 from widget.klaviyo import KlaviyoClient
@@ -18,8 +19,11 @@ KEY = "pk_test_private_key_never_shown"
 
 
 @pytest.fixture
-def moderation(make_app):
-    return make_app(MODERATION_PASSWORD=PASSWORD)
+def moderation(make_app, fake_klaviyo):
+    app = make_app(MODERATION_PASSWORD=PASSWORD)
+    sync(app)
+    forget_calls(fake_klaviyo)
+    return app
 
 
 def get(app, url):
@@ -35,52 +39,53 @@ def details(fake):
 
 
 # -- kind to the shared budget ------------------------------------------------------------
-def test_reloading_a_page_within_the_cache_time_makes_no_new_call_to_klaviyo(
+def test_reloading_a_review_within_the_cache_time_makes_no_new_call_and_the_list_none(
         moderation, fake_klaviyo):
     for _ in range(3):
         assert get(moderation, "/moderation/?status=rejected").status_code == 200
         assert get(moderation, "/moderation/reviews/rej-other").status_code == 200
-    assert len(lists(fake_klaviyo)) == 1
+    assert lists(fake_klaviyo) == []
     assert len(details(fake_klaviyo)) == 1
 
 
-def test_a_new_view_or_an_expired_cache_calls_klaviyo_again(make_app, fake_klaviyo):
+def test_another_review_or_an_expired_cache_calls_klaviyo_again(make_app, fake_klaviyo):
     app = make_app(MODERATION_PASSWORD=PASSWORD, MODERATION_CACHE_SECONDS=0.2)
-    get(app, "/moderation/?status=rejected")
-    get(app, "/moderation/?status=pending")
-    assert len(lists(fake_klaviyo)) == 2
+    get(app, "/moderation/reviews/rej-other")
+    get(app, "/moderation/reviews/pending-anon")
+    assert len(details(fake_klaviyo)) == 2
     time.sleep(0.25)
-    get(app, "/moderation/?status=rejected")
-    assert len(lists(fake_klaviyo)) == 3
+    get(app, "/moderation/reviews/rej-other")
+    assert len(details(fake_klaviyo)) == 3
 
 
-def test_a_list_page_makes_one_call_without_events_and_a_detail_page_one_with_them(
+def test_the_list_overview_and_csv_make_no_call_and_a_detail_page_one_with_events(
         moderation, fake_klaviyo):
-    get(moderation, "/moderation/?size=100")
-    [listing] = fake_klaviyo.received
-    assert listing.path == "/api/reviews" and "include" not in listing.query
+    for url in ["/moderation/?size=100", "/moderation/?status=pending&sort=rating",
+                "/moderation/overview", "/moderation/reviews.csv?media=with"]:
+        assert get(moderation, url).status_code == 200
+    assert fake_klaviyo.received == []
     get(moderation, "/moderation/reviews/pub-unicode")
-    [detail] = details(fake_klaviyo)
-    assert detail.query == {"include": "events"}
-    assert len(fake_klaviyo.received) == 2
+    [detail] = fake_klaviyo.received
+    assert detail.path == "/api/reviews/pub-unicode" and detail.query == {"include": "events"}
 
 
 def test_a_page_waits_its_turn_in_the_budget_submissions_share_or_says_it_is_busy(
         make_app, fake_klaviyo):
     app = make_app(MODERATION_PASSWORD=PASSWORD, SENDER_RATE_LIMITS="1/minute",
                    MODERATION_WAIT_SECONDS=0.2)
-    assert get(app, "/moderation/").status_code == 200
-    response = get(app, "/moderation/?status=pending")
+    assert get(app, "/moderation/reviews/rej-other").status_code == 200
+    response = get(app, "/moderation/reviews/pending-anon")
     assert response.status_code == 503
     assert 40 <= int(response.headers["Retry-After"]) <= 60
     page = response.get_data(as_text=True)
     assert "Busy" in page and f"Try again in {response.headers['Retry-After']} seconds" in page
-    assert len(lists(fake_klaviyo)) == 1
+    assert len(details(fake_klaviyo)) == 1
+    assert get(app, "/moderation/?status=pending").status_code == 200  # the list needs none
 
 
 def test_a_429_from_klaviyo_pauses_the_sender_too(moderation, fake_klaviyo):
     fake_klaviyo.throttle(retry_after=7)
-    response = get(moderation, "/moderation/")
+    response = get(moderation, "/moderation/reviews/rej-other")
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "7"
     assert "Try again in 7 seconds" in response.get_data(as_text=True)
@@ -99,7 +104,7 @@ def test_klaviyo_trouble_gives_a_clear_page_with_when_to_retry(
         make_app, fake_klaviyo, setup, status, says):
     app = make_app(MODERATION_PASSWORD=PASSWORD, KLAVIYO_READ_TIMEOUT=0.3)
     setup(fake_klaviyo)
-    response = get(app, "/moderation/?status=rejected")
+    response = get(app, "/moderation/reviews/rej-other")
     page = response.get_data(as_text=True)
     assert response.status_code == status
     assert says in page
@@ -124,9 +129,17 @@ def test_a_refused_key_says_what_to_fix_without_asking_the_browser_to_log_in(
     assert key not in page
 
 
-def test_without_a_private_key_the_page_says_how_to_set_one(make_app, fake_klaviyo):
+def test_without_a_private_key_the_list_says_what_it_lacks_and_a_review_how_to_set_one(
+        make_app, fake_klaviyo):
     app = make_app(MODERATION_PASSWORD=PASSWORD, KLAVIYO_PRIVATE_KEY=None)
-    response = get(app, "/moderation/")
+    sync(app)  # with the public key only: published and featured reviews, no emails
+    listing = get(app, "/moderation/?size=100")
+    page = listing.get_data(as_text=True)
+    assert listing.status_code == 200
+    assert "published and\n  featured reviews only, without emails" in page
+    assert 'data-review-id="pub-unicode"' in page and 'data-review-id="rej-other"' not in page
+    forget_calls(fake_klaviyo)
+    response = get(app, "/moderation/reviews/pub-unicode")
     page = response.get_data(as_text=True)
     assert response.status_code == 503
     assert "KLAVIYO_PRIVATE_KEY" in page and "reviews:read" in page
@@ -162,17 +175,20 @@ def test_the_private_key_appears_in_no_response_body_header_or_log_line(
 
     for url in ["/moderation/", "/moderation/?status=rejected&size=2",
                 "/moderation/reviews/xss-payload", "/moderation/outbox",
+                "/moderation/overview", "/moderation/reviews.csv",
                 "/moderation/reviews/missing", "/moderation/?rating=0", "/moderation/nope"]:
         visit(url)
     visit("/moderation/", headers={})
     fake_klaviyo.fail_with(503)
-    visit("/moderation/?status=pending")
+    visit("/moderation/reviews/pending-anon")
     fake_klaviyo.throttle(retry_after=1)
-    visit("/moderation/?status=featured")
+    visit("/moderation/reviews/featured-store")
     fake_klaviyo.clear()
     fake_klaviyo.reads.keys.clear()  # Klaviyo refuses the key, and this fake echoes it back
     moderation.extensions["pacer"].reset()
-    visit("/moderation/?status=unpublished")
+    assert moderation.extensions["syncer"].sync_once().error  # the sync's error is shown
+    visit("/moderation/overview")
+    visit("/moderation/reviews/unpublished-3")
     assert "[private key]" in seen[-1].get_data(as_text=True)
     for response in seen:
         assert KEY not in response.get_data(as_text=True)

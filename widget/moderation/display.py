@@ -65,9 +65,14 @@ def age(moment: datetime | None, now: datetime) -> str:
     return f"{seconds} s"
 
 
+def count_of(number: int, one: str, many: str | None = None) -> str:
+    """'1 review', '1,234 reviews': the number and the noun that agrees with it."""
+    return f"{number:,} {one if number == 1 else many or one + 's'}"
+
+
 def extra_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in attributes.items() if key not in KNOWN_ATTRIBUTES}
 
 
 HELPERS = {"stars": stars, "when": when, "web_link": web_link, "photo_src": photo_src,
-           "age": age}
+           "age": age, "count_of": count_of}

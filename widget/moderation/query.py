@@ -1,17 +1,20 @@
-"""Schemas for the moderation pages' URLs: the list's filters -> Klaviyo's query parameters.
+"""Schemas for the moderation pages' URLs: the list's filters, sort and page cursor.
 
-The filter state lives in the query string so a view can be bookmarked. Klaviyo's operators
-per field (get_reviews, revision 2026-07-15): `status`, `review_type`, `verified` equals;
-`rating` equals / greater-or-equal / less-or-equal; `created` greater-or-equal /
-less-or-equal with unquoted datetimes; `content` contains a quoted string.
+The filter state lives in the query string so a view can be bookmarked; the list, its count
+and the CSV export read the same `Listing` from the mirror (listing.py). A page cursor is
+ours: the last row's sort value and id, signed with SECRET_KEY so a changed or foreign
+cursor is refused instead of quietly starting somewhere else.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
+from flask import current_app
+from itsdangerous import BadData, URLSafeSerializer
 from marshmallow import (
     RAISE,
     Schema,
@@ -21,20 +24,77 @@ from marshmallow import (
     pre_load,
     validates_schema,
 )
-from marshmallow.validate import Length, OneOf, Range, Regexp
+from marshmallow.validate import OneOf, Range, Regexp
+
+from widget.intake.schemas import Text
 
 STATUSES = ("all", "published", "unpublished", "rejected", "featured", "pending")
 REVIEW_TYPES = ("review", "question", "rating", "store")
 SORTS = ("-created", "created", "-rating", "rating", "-updated", "updated")
 # Klaviyo's review ids are hex or decimal strings; anything else never reaches a URL path.
 REVIEW_ID = r"^[A-Za-z0-9_-]{1,64}$"
-# A quote or backslash could end the quoted string in the filter expression early.
-SEARCH_TEXT = r'^[^"\\\x00-\x1f\x7f]*$'
+MAX_SIZE = 100
+CURSOR_SALT = "moderation-list-cursor"
+# What URLSafeSerializer makes of a sort, a value, an id of 64 and a flag fits well within.
+MAX_CURSOR = 500
+CURSOR_TOKEN = re.compile(r"^[A-Za-z0-9_.-]+$")
+STALE_CURSOR = ("This page link is not valid any more (it was changed, or the service "
+                "restarted with another SECRET_KEY): open the first page again.")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A place in one sort order: after (or, `backward`, before) the row (`value`, `id`)."""
+
+    sort: str
+    value: datetime | int
+    id: str
+    backward: bool = False
+
+    def token(self) -> str:
+        """This cursor as it travels in a URL: opaque and signed."""
+        value = self.value.isoformat() if isinstance(self.value, datetime) else self.value
+        return _signer().dumps([self.sort, value, self.id, self.backward])
+
+    @classmethod
+    def read(cls, token: str) -> Cursor:
+        """The cursor a token was made from; ValueError when it is not one of ours."""
+        try:
+            sort, value, review_id, backward = _signer().loads(token)
+            if sort not in SORTS or not isinstance(review_id, str) or \
+                    not isinstance(backward, bool):
+                raise ValueError(token)
+            if sort.lstrip("-") == "rating":
+                if type(value) is not int:
+                    raise ValueError(token)
+                return cls(sort, value, review_id, backward)
+            return cls(sort, datetime.fromisoformat(value), review_id, backward)
+        except (BadData, TypeError, ValueError) as error:
+            raise ValueError("not a cursor of this service") from error
+
+
+def _signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=CURSOR_SALT)
+
+
+class CursorField(fields.String):
+    """A page cursor from our own Next / Previous links."""
+
+    default_error_messages = {"stale": STALE_CURSOR}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Cursor:
+        token = super()._deserialize(value, attr, data, **kwargs)
+        if len(token) > MAX_CURSOR or not CURSOR_TOKEN.match(token):
+            raise self.make_error("stale")
+        try:
+            return Cursor.read(token)
+        except ValueError as error:
+            raise self.make_error("stale") from error
 
 
 @dataclass(frozen=True)
 class Listing:
-    """One validated view of the list: what to ask Klaviyo, and how to link to it again."""
+    """One validated view of the list: which reviews, in what order, from where."""
 
     status: str = "all"
     rating: int | None = None
@@ -45,41 +105,20 @@ class Listing:
     created_from: date | None = None
     created_to: date | None = None
     q: str | None = None
+    product: str | None = None
+    email: str | None = None
+    media: str | None = None
+    reply: str | None = None
     sort: str = "-created"
     size: int = 20
-    cursor: str | None = None
+    cursor: Cursor | None = None
 
-    def filter(self) -> str:
-        """Klaviyo's filter expression; `and(...)` when there is more than one condition."""
-        parts = [f'equals(status,"{self.status}")']
-        if self.rating is not None:
-            parts.append(f"equals(rating,{self.rating})")
-        if self.rating_min is not None:
-            parts.append(f"greater-or-equal(rating,{self.rating_min})")
-        if self.rating_max is not None:
-            parts.append(f"less-or-equal(rating,{self.rating_max})")
-        if self.review_type:
-            parts.append(f'equals(review_type,"{self.review_type}")')
-        if self.verified is not None:
-            parts.append(f"equals(verified,{'true' if self.verified else 'false'})")
-        if self.created_from:
-            parts.append(f"greater-or-equal(created,{self.created_from}T00:00:00+00:00)")
-        if self.created_to:
-            parts.append(f"less-or-equal(created,{self.created_to}T23:59:59+00:00)")
-        if self.q:
-            parts.append(f'contains(content,"{self.q}")')
-        return parts[0] if len(parts) == 1 else f"and({','.join(parts)})"
-
-    def params(self) -> dict[str, str]:
-        """The query parameters of Klaviyo's GET /api/reviews for this view."""
-        params = {"filter": self.filter(), "sort": self.sort, "page[size]": str(self.size)}
-        if self.cursor:
-            params["page[cursor]"] = self.cursor
-        return params
-
-    def query(self, cursor: str | None = None) -> dict[str, str]:
-        """Our own query string for this view at another page (None: the first page)."""
-        values = {**self.__dict__, "cursor": cursor}
+    def query(self, cursor: Cursor | None = None, paged: bool = True) -> dict[str, str]:
+        """Our own query string for this view at another page (None: the first page);
+        without `paged`, only the filters and sort (the CSV export's link)."""
+        values = {**self.__dict__, "cursor": cursor.token() if cursor else None}
+        if not paged:
+            values |= {"cursor": None, "size": None}
         query = {}
         for name, value in values.items():
             if value is None or value == "":
@@ -102,15 +141,16 @@ class ListQuery(Schema):
     verified = fields.Boolean(truthy={"true"}, falsy={"false"})
     created_from = fields.Date()
     created_to = fields.Date()
-    q = fields.String(validate=[
-        Length(max=200),
-        Regexp(SEARCH_TEXT, error="Search text cannot contain quotes, backslashes or "
-                                  "control characters."),
-    ])
+    # Matched with LIKE, its % and _ escaped, so any text is safe to search for.
+    q = Text(max_length=200)
+    # The same rules as a submitted product's external id and email (intake/schemas.py).
+    product = Text(max_length=255)
+    email = Text(max_length=320)
+    media = fields.String(validate=OneOf(["with"]))
+    reply = fields.String(validate=OneOf(["with"]))
     sort = fields.String(load_default="-created", validate=OneOf(SORTS))
-    size = fields.Integer(load_default=20, validate=Range(1, 100))  # Klaviyo's page[size]
-    # Klaviyo's cursor, copied from its links.next / links.prev: opaque, printable, bounded.
-    cursor = fields.String(validate=[Length(max=1000), Regexp(r"^[!-~]+$")])
+    size = fields.Integer(load_default=20, validate=Range(1, MAX_SIZE))
+    cursor = CursorField()
 
     @pre_load
     def drop_blanks(self, data: Any, **_: Any) -> dict[str, str]:
@@ -125,6 +165,10 @@ class ListQuery(Schema):
         start, end = data.get("created_from"), data.get("created_to")
         if start and end and start > end:
             raise ValidationError("Must not be after the end date.", "created_from")
+        cursor = data.get("cursor")
+        if cursor is not None and cursor.sort != data.get("sort", "-created"):
+            raise ValidationError("This page link belongs to another sort order: open the "
+                                  "first page again.", "cursor")
 
     @post_load
     def listing(self, data: dict[str, Any], **_: Any) -> Listing:

@@ -1,9 +1,10 @@
-"""The moderation pages: Klaviyo's reviews and the local delivery queue.
+"""The moderation pages: Klaviyo's reviews (from the mirror) and the local delivery queue.
 
 Read-only, behind HTTP Basic (failed logins limited per address and overall: logins.py),
-never cached or framed, no script at all. Every read from Klaviyo takes a slot from the
-pacer that submissions use (one budget, 150/min) and is cached for MODERATION_CACHE_SECONDS;
-a page makes at most one call.
+never cached or framed, no script at all. The list, the overview and the CSV export read the
+mirror (widget/reviews) and cost no call to Klaviyo. The detail page reads its review and
+events live: that read takes a slot from the pacer that submissions use (one budget,
+150/min) and is cached for MODERATION_CACHE_SECONDS.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import math
 import time
 from collections.abc import Callable, Hashable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from flask import (
     Blueprint,
@@ -26,6 +26,7 @@ from flask import (
     make_response,
     render_template,
     request,
+    stream_with_context,
 )
 from flask_limiter.util import get_remote_address
 from marshmallow import ValidationError
@@ -42,10 +43,12 @@ from widget.klaviyo import (
     KlaviyoTimeout,
     KlaviyoUnavailable,
 )
-from widget.moderation import logins
+from widget.moderation import export, logins, overview
 from widget.moderation.display import HELPERS, extra_attributes
+from widget.moderation.listing import count_matches, every_match, read_page
 from widget.moderation.logins import LoginThrottle
-from widget.moderation.query import Listing, ListQuery, ReviewPath
+from widget.moderation.query import ListQuery, ReviewPath
+from widget.reviews import store as mirror
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 log = logging.getLogger(__name__)
@@ -145,14 +148,28 @@ def private_page(response: Response) -> Response:
 @bp.get("/", strict_slashes=False)
 def index() -> Response:
     listing = ListQuery().load(request.args)
-    params = listing.params()
-    document = read(("list", tuple(sorted(params.items()))),
-                    lambda client: client.list_reviews(params))
-    links = document.get("links") or {}
+    engine = mirror.current().engine
+    found = read_page(engine, listing)
     return page("moderation/index.html", listing=listing, form=listing.query(), errors={},
-                reviews=document.get("data") or [],
-                next_query=page_query(listing, links.get("next")),
-                prev_query=page_query(listing, links.get("prev")))
+                reviews=found.reviews, total=count_matches(engine, listing),
+                next_query=listing.query(found.next) if found.next else None,
+                prev_query=listing.query(found.prev) if found.prev else None,
+                **sync_state())
+
+
+@bp.get("/reviews.csv")
+def reviews_csv() -> Response:
+    listing = ListQuery().load(request.args)
+    batches = every_match(mirror.current().engine, listing)
+    return Response(stream_with_context(export.chunks(batches)),
+                    mimetype="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="reviews.csv"'})
+
+
+@bp.get("/overview")
+def overview_page() -> Response:
+    figures = overview.figures(mirror.current().engine, outbox.current(), outbox.utcnow())
+    return page("moderation/overview.html", figures=figures, **sync_state())
 
 
 @bp.get("/reviews/<review_id>")
@@ -163,7 +180,8 @@ def review(review_id: str) -> Response:
     data = document.get("data") or {}
     events = [item for item in document.get("included") or [] if item.get("type") == "event"]
     return page("moderation/review.html", review=data, events=events,
-                extra=extra_attributes(data.get("attributes") or {}))
+                extra=extra_attributes(data.get("attributes") or {}),
+                submission=outbox.current().by_klaviyo_id(review_id))
 
 
 @bp.get("/outbox")
@@ -217,15 +235,6 @@ def take_slot(pacer: Pacer, patience: float) -> Slot:
     return slot
 
 
-def page_query(listing: Listing, link: str | None) -> dict[str, str] | None:
-    """Our query string for Klaviyo's links.next / links.prev: only its cursor is taken,
-    so no URL from an answer is ever requested with the key."""
-    if not link:
-        return None
-    cursor = parse_qs(urlsplit(link).query).get("page[cursor]", [None])[0]
-    return listing.query(cursor=cursor)
-
-
 # -- when things go wrong -----------------------------------------------------------------
 def trouble(error: KlaviyoError) -> tuple[str, int, int | None]:
     """(what happened, our status, seconds until a retry may help) for a failed read."""
@@ -265,7 +274,14 @@ def invalid(error: ValidationError) -> Response:
         return page("moderation/trouble.html", 404, kind="not_found", error=None,
                     retry_after=None)
     return page("moderation/index.html", 400, listing=None, form=request.args,
-                errors=error.messages, reviews=[], next_query=None, prev_query=None)
+                errors=error.messages, reviews=[], total=None, next_query=None,
+                prev_query=None, **sync_state())
+
+
+def sync_state() -> dict[str, Any]:
+    """What the list and the overview say about the mirror's freshness."""
+    return {"sync": mirror.current().state(), "now": outbox.utcnow(),
+            "sync_seconds": current_app.config["REVIEWS_SYNC_SECONDS"]}
 
 
 def page(template: str, status: int = 200, headers: dict[str, str] | None = None,

@@ -3,11 +3,12 @@
     bench/run [--quick] [--only capacity,burst,...] [--redis URL | --no-redis]
 
 Runs capacity, burst (twice: one address per shopper, one per client), photos, hostile
-photos, the form in Chromium and delivery, one after the other (never two at once: they share
-the 2 cores), then replaces the generated part of docs/benchmarks.md (between its markers;
-the analysis after it is kept) and writes every raw figure to docs/benchmarks.json. `--quick`
-is a smoke run (short, scaled where it says so): its figures are not for the docs, so it
-writes to bench/out/ instead, as does a run of some sections only (`--only`).
+photos, the form in Chromium, the mirror and delivery, one after the other (never two at
+once: they share the 2 cores), then replaces the generated part of docs/benchmarks.md
+(between its markers; the analysis after it is kept) and writes every raw figure to
+docs/benchmarks.json. `--quick` is a smoke run (short, scaled where it says so): its figures
+are not for the docs, so it writes to bench/out/ instead, as does a run of some sections
+only (`--only`).
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ import burst
 import capacity
 import delivery
 import hostile
+import mirror
 import photos
 from common import ROOT
 
 BEGIN = "<!-- bench/run: generated from here -->"
 END = "<!-- bench/run: generated up to here -->"
-SECTIONS = ("capacity", "burst", "photos", "hostile", "browser", "delivery")
+SECTIONS = ("capacity", "burst", "photos", "hostile", "browser", "mirror", "delivery")
 
 
 def run_sections(names: list[str], quick: bool, redis_url: str | None) -> list[dict]:
@@ -46,6 +48,7 @@ def run_sections(names: list[str], quick: bool, redis_url: str | None) -> list[d
         "photos": [("photos", photos, lambda: photos.measure(quick=quick))],
         "hostile": [("hostile", hostile, lambda: hostile.measure(quick=quick))],
         "browser": [("browser", browser, lambda: browser.measure(quick=quick))],
+        "mirror": [("mirror", mirror, lambda: mirror.measure(quick=quick))],
         "delivery": [("delivery", delivery,
                       lambda: delivery.measure(quick=quick, redis_url=redis_url))],
     }

@@ -1,8 +1,9 @@
 """What the overview page counts: reviews per status, their ratings, the last weeks, the queue.
 
 Read from the mirror and the outbox, never from Klaviyo. The weeks are ISO weeks (Monday to
-Sunday, UTC), bucketed in Python from `created` and `rating` alone: date functions differ
-between SQLite and Postgres, and two narrow columns of 10,000 rows are a few milliseconds.
+Sunday, UTC), counted by the database: a CASE compares `created` with each week's Monday,
+which SQLite and Postgres read alike (their date functions differ). A row each week comes
+back rather than one a review (the 7,500 of a 10,000-review mirror took most of the time).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
 
 from widget.delivery.outbox import Outbox
 from widget.moderation.charts import Chart, bar_chart, line_chart
@@ -116,19 +117,20 @@ def weeks(engine: Engine, now: datetime, count: int = WEEKS) -> list[Week]:
     """The last `count` ISO weeks up to `now`'s (naive UTC), oldest first."""
     monday = now.date() - timedelta(days=now.weekday())
     first = monday - timedelta(weeks=count - 1)
-    received, rated, stars = [0] * count, [0] * count, [0] * count
+    starts = [datetime.combine(first + timedelta(weeks=n), datetime.min.time())
+              for n in range(count + 1)]
     c = reviews.c
-    query = select(c.created, c.rating, c.review_type).where(
-        c.created >= datetime.combine(first, datetime.min.time()))
+    # Week `count` is after this one: dated by a clock ahead of ours, left out.
+    week = case(*[(c.created >= starts[n], n) for n in range(count, -1, -1)]).label("week")
+    rating = case((c.review_type == RATED_TYPE, c.rating))  # NULL for other types
+    query = (select(week, func.count(), func.count(rating), func.sum(rating))
+             .where(c.created >= starts[0]).group_by("week"))
+    received, rated, stars = [0] * count, [0] * count, [0] * count
     with engine.connect() as conn:
-        for created, rating, review_type in conn.execute(query):
-            index = (created.date() - first).days // 7
-            if index >= count:
-                continue  # dated after this week: a clock ahead of ours
-            received[index] += 1
-            if review_type == RATED_TYPE and rating is not None:
-                rated[index] += 1
-                stars[index] += rating
+        for index, number, rated_number, stars_given in conn.execute(query):
+            if index < count:
+                received[index], rated[index] = number, rated_number
+                stars[index] = stars_given or 0  # SUM of no rows is NULL
     return [Week(first + timedelta(weeks=n), received[n], rated[n],
                  round(stars[n] / rated[n], 2) if rated[n] else None) for n in range(count)]
 

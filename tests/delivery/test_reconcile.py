@@ -6,27 +6,18 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from datetime import datetime
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from tests.delivery.test_sender import wait_until
 from tests.moderation.test_views import MODERATOR, PASSWORD
 from tests.reviews import review_body
 from tests.services import TcpProxy, postgres_database
 from widget.delivery import reconcile
 from widget.delivery.outbox import Submission, utcnow
-
-
-def wait_until(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def submit(app, **fields):

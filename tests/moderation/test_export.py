@@ -10,17 +10,9 @@ import re
 import pytest
 
 from tests.fake_klaviyo_fixtures import XSS_CONTENT, XSS_TITLE, review, reviews
-from tests.moderation.mirror import forget_calls, ids_on, store, sync
-from tests.moderation.test_views import MODERATOR, PASSWORD
+from tests.moderation.mirror import ids_on, store
+from tests.moderation.test_views import MODERATOR
 from widget.moderation.export import COLUMNS, cell
-
-
-@pytest.fixture
-def moderation(make_app, fake_klaviyo):
-    app = make_app(MODERATION_PASSWORD=PASSWORD)
-    sync(app)
-    forget_calls(fake_klaviyo)
-    return app
 
 
 def download(app, query="", expect=200):

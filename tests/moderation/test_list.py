@@ -9,28 +9,17 @@ import re
 import pytest
 
 from tests.fake_klaviyo_fixtures import review, reviews
-from tests.moderation.mirror import forget_calls, ids_on, link, store, sync
+from tests.moderation.mirror import ids_on, link, store
 from tests.moderation.test_views import MODERATOR, PASSWORD
 from tests.reviews import review_body
 
 
 @pytest.fixture
-def moderation(make_app, fake_klaviyo):
-    app = make_app(MODERATION_PASSWORD=PASSWORD)
-    sync(app)
-    forget_calls(fake_klaviyo)
-    return app
+def read(browse):
+    """GET a page as the moderator; its text."""
+    return lambda url, expect=200: browse(url, expect).get_data(as_text=True)
 
 
-@pytest.fixture
-def browse(moderation):
-    client = moderation.test_client()
-
-    def get(url, expect=200):
-        response = client.get(url, headers=MODERATOR)
-        assert response.status_code == expect, response.get_data(as_text=True)[:2000]
-        return response.get_data(as_text=True)
-    return get
 
 
 @pytest.mark.parametrize("query,expected", [
@@ -42,77 +31,77 @@ def browse(moderation):
     ("media=with&reply=with", ["pub-unicode"]),
     ("reply=with&review_type=question", ["question-size"]),
 ])
-def test_each_new_filter_narrows_the_list_and_its_count(browse, fake_klaviyo, query,
+def test_each_new_filter_narrows_the_list_and_its_count(read, fake_klaviyo, query,
                                                         expected):
-    page = browse(f"/moderation/?{query}")
+    page = read(f"/moderation/?{query}")
     assert ids_on(page) == expected
     noun = "review" if len(expected) == 1 else "reviews"
     assert f"<strong>{len(expected)} {noun}</strong>" in page
     assert fake_klaviyo.received == []
 
 
-def test_the_form_shows_the_new_filters_it_was_given(browse):
-    page = browse("/moderation/?product=xss-1&email=a%40b.example&media=with&reply=with")
+def test_the_form_shows_the_new_filters_it_was_given(read):
+    page = read("/moderation/?product=xss-1&email=a%40b.example&media=with&reply=with")
     assert 'name="product" maxlength="255" value="xss-1"' in page
     assert 'name="email" maxlength="320" value="a@b.example"' in page
     assert '<option value="with" selected>with photos</option>' in page
     assert '<option value="with" selected>with a reply</option>' in page
 
 
-def test_the_count_states_every_match_in_words_that_agree(browse):
-    assert f"<strong>{len(reviews())} reviews</strong>" in browse("/moderation/?size=2")
-    assert "<strong>1 review</strong>" in browse("/moderation/?status=featured")
-    nothing = browse("/moderation/?product=none-such")
+def test_the_count_states_every_match_in_words_that_agree(read):
+    assert f"<strong>{len(reviews())} reviews</strong>" in read("/moderation/?size=2")
+    assert "<strong>1 review</strong>" in read("/moderation/?status=featured")
+    nothing = read("/moderation/?product=none-such")
     assert "<strong>0 reviews</strong>" in nothing
     assert "No reviews match these filters." in nothing and "as CSV" not in nothing
 
 
-def test_the_count_groups_thousands(moderation, browse):
+def test_the_count_groups_thousands(moderation, read):
     store(moderation, [review(f"bulk-{n:04d}", 0) for n in range(1200)])
-    assert f"<strong>{1200 + len(reviews()):,} reviews</strong>" in browse("/moderation/")
+    assert f"<strong>{1200 + len(reviews()):,} reviews</strong>" in read("/moderation/")
 
 
 def test_the_next_page_repeats_nothing_when_newer_reviews_arrive_between_two_loads(
-        moderation, browse):
-    first = browse("/moderation/?status=rejected&size=3")
+        moderation, read):
+    first = read("/moderation/?status=rejected&size=3")
     assert ids_on(first) == ["rej2-two-stars", "rej1-4", "rej1-3"]
     store(moderation, [review(f"late-{n}", 30 + n, status="rejected") for n in range(4)])
-    second = browse(link(first, "next"))
+    second = read(link(first, "next"))
     assert ids_on(second) == ["rej1-2", "rej1-1", "rej1-0"]  # offsets would show rej1-4 again
     assert "<strong>11 reviews</strong>" in second
-    assert ids_on(browse(link(second, "prev"))) == ids_on(first)
-    assert ids_on(browse("/moderation/?status=rejected&size=3"))[0] == "late-3"
+    assert ids_on(read(link(second, "prev"))) == ids_on(first)
+    assert ids_on(read("/moderation/?status=rejected&size=3"))[0] == "late-3"
 
 
-def test_a_changed_or_stale_page_link_is_a_clear_400(browse):
-    page = browse("/moderation/?status=rejected&size=3")
+def test_a_changed_or_stale_page_link_is_a_clear_400(read):
+    page = read("/moderation/?status=rejected&size=3")
     token = re.search(r"cursor=([^&\"]+)", link(page, "next")).group(1)
-    stale = browse(f"/moderation/?status=rejected&size=3&cursor={token[:-3]}xyz", 400)
+    stale = read(f"/moderation/?status=rejected&size=3&cursor={token[:-3]}xyz", 400)
     assert "This page link is not valid any more" in stale
-    other = browse(f"/moderation/?status=rejected&size=3&sort=rating&cursor={token}", 400)
+    other = read(f"/moderation/?status=rejected&size=3&sort=rating&cursor={token}", 400)
     assert "another sort order" in other
 
 
-def test_product_and_email_link_to_their_own_filters(browse):
-    page = browse("/moderation/?size=100")
+def test_product_and_email_link_to_their_own_filters(read):
+    page = read("/moderation/?size=100")
     row = re.search(r'data-review-id="pub-unicode".*?</tr>', page, re.S).group(0)
     assert 'href="/moderation/?email=pub-unicode@example.com"' in row
     assert 'href="/moderation/?product=7549950034135"' in row
 
 
-def test_the_csv_link_carries_the_filters_and_sort_but_not_the_page(browse):
-    page = browse("/moderation/?status=rejected&rating=1&sort=rating&size=2")
+def test_the_csv_link_carries_the_filters_and_sort_but_not_the_page(read):
+    page = read("/moderation/?status=rejected&rating=1&sort=rating&size=2")
     href = re.search(r'href="(/moderation/reviews\.csv[^"]*)"', page).group(1)
     assert href.replace("&amp;", "&") == \
         "/moderation/reviews.csv?status=rejected&rating=1&sort=rating"
 
 
 def test_the_list_says_how_fresh_the_mirror_is_and_what_its_last_sync_hit(
-        moderation, browse, fake_klaviyo):
-    assert re.search(r"synced <span class=\"sync-age\">\d+ s</span> ago", browse("/moderation/"))
+        moderation, read, fake_klaviyo):
+    assert re.search(r"synced <span class=\"sync-age\">\d+ s</span> ago", read("/moderation/"))
     fake_klaviyo.fail_with(503)
     assert moderation.extensions["syncer"].sync_once().error
-    page = browse("/moderation/")
+    page = read("/moderation/")
     assert "The last sync failed 0 s ago" in page and "KlaviyoUnavailable" in page
     assert 'data-review-id="pub-unicode"' in page  # what the earlier sync read stays
 
@@ -128,15 +117,15 @@ def test_an_empty_mirror_says_it_is_not_synced_yet_and_how_it_fills(make_app, fa
 
 
 def test_a_review_sent_by_this_service_and_its_outbox_row_link_each_other(
-        moderation, browse):
+        moderation, read):
     store_ = moderation.extensions["outbox"]
     sent = store_.put(json.dumps(review_body()).encode())
     store_.mark_delivered(sent.id, 202, klaviyo_review_id="pub-unicode")
-    detail = browse("/moderation/reviews/pub-unicode")
+    detail = read("/moderation/reviews/pub-unicode")
     assert "Sent by this service: submission" in detail
     assert f'href="/moderation/outbox#submission-{sent.id}"><code>{sent.id}</code></a>' in detail
-    queue = browse("/moderation/outbox")
+    queue = read("/moderation/outbox")
     row = re.search(rf'<tr class="row-delivered" id="submission-{sent.id}">.*?</tr>', queue,
                     re.S).group(0)
     assert 'href="/moderation/reviews/pub-unicode"' in row
-    assert "Sent by this service" not in browse("/moderation/reviews/rej-other")
+    assert "Sent by this service" not in read("/moderation/reviews/rej-other")

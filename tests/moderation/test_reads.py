@@ -18,13 +18,6 @@ from widget.klaviyo import KlaviyoClient
 KEY = "pk_test_private_key_never_shown"
 
 
-@pytest.fixture
-def moderation(make_app, fake_klaviyo):
-    app = make_app(MODERATION_PASSWORD=PASSWORD)
-    sync(app)
-    forget_calls(fake_klaviyo)
-    return app
-
 
 def get(app, url):
     return app.test_client().get(url, headers=MODERATOR)

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.moderation.mirror import forget_calls, ids_on, link, sync
+from tests.moderation.mirror import ids_on, link
 from tests.reviews import review_body
 
 PASSWORD = "correct horse battery staple"
@@ -26,25 +26,6 @@ def basic(username, password):
 MODERATOR = basic("moderator", PASSWORD)
 
 
-@pytest.fixture
-def moderation(make_app, fake_klaviyo):
-    """Moderation open, its mirror synced from the fake's fixtures; the fake then forgets
-    the sync's reads, so a test sees only what its pages asked."""
-    app = make_app(MODERATION_PASSWORD=PASSWORD)
-    sync(app)
-    forget_calls(fake_klaviyo)
-    return app
-
-
-@pytest.fixture
-def browse(moderation):
-    client = moderation.test_client()
-
-    def get(url, expect=200):
-        response = client.get(url, headers=MODERATOR)
-        assert response.status_code == expect, response.get_data(as_text=True)[:2000]
-        return response
-    return get
 
 
 def text(response):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ import click
 from flask import Flask, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+from widget.background import Loop
 from widget.delivery import reconcile
 from widget.delivery.outbox import Outbox, Submission, utcnow
 from widget.delivery.pacing import SEND, Pacer, Slot, wait_for_slot
@@ -50,18 +50,18 @@ RECORD_RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 LOOKUP_PAGE_PATIENCE = 5.0
 
 
-class Sender:
+class Sender(Loop):
     """One delivery loop: wait for a due row and a slot, send, record the outcome."""
+
+    thread_name = "outbox-sender"
 
     def __init__(self, config: Mapping[str, Any], outbox: Outbox, pacer: Pacer,
                  client_factory: Callable[[Mapping[str, Any]], KlaviyoClient] = KlaviyoClient):
+        super().__init__()
         self.config = config
         self.outbox = outbox
         self.pacer = pacer
         self.client_factory = client_factory
-        self.wake = threading.Event()
-        self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
         self._last_reclaim = 0.0
         self._last_purge: float | None = None
         self._last_missing_key_log = -MISSING_KEY_LOG_EVERY_SECONDS
@@ -69,18 +69,6 @@ class Sender:
     def notify(self) -> None:
         """A new row was committed: look now rather than at the next poll."""
         self.wake.set()
-
-    def start(self) -> threading.Thread:
-        """Run the loop in a daemon thread of this process."""
-        self.thread = threading.Thread(target=self.run, name="outbox-sender", daemon=True)
-        self.thread.start()
-        return self.thread
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self.stopping.set()
-        self.wake.set()
-        if self.thread is not None:
-            self.thread.join(timeout)
 
     def run(self) -> None:
         """Loop until stopped; each thread has its own client (sessions are not shared)."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask, current_app
 
+from widget.background import Loop
 from widget.delivery.outbox import Outbox, utcnow
 from widget.delivery.pacing import READ, Pacer, wait_for_slot
 from widget.klaviyo import KlaviyoClient, KlaviyoError, KlaviyoRateLimited
@@ -63,32 +63,21 @@ class Pass:
     seen_updated: list[Any] = field(default_factory=list)
 
 
-class Syncer:
+class Syncer(Loop):
     """One sync loop: wait, take the lease, read what changed, write it to the mirror."""
+
+    thread_name = "reviews-sync"
 
     def __init__(self, config: Mapping[str, Any], mirror: Mirror, outbox: Outbox,
                  pacer: Pacer,
                  client_factory: Callable[[Mapping[str, Any]], KlaviyoClient] = KlaviyoClient):
+        super().__init__()
         self.config = config
         self.mirror = mirror
         self.outbox = outbox
         self.pacer = pacer
         self.client_factory = client_factory
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.stopping = threading.Event()
-        self.wake = threading.Event()
-        self.thread: threading.Thread | None = None
-
-    def start(self) -> threading.Thread:
-        self.thread = threading.Thread(target=self.run, name="reviews-sync", daemon=True)
-        self.thread.start()
-        return self.thread
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self.stopping.set()
-        self.wake.set()
-        if self.thread is not None:
-            self.thread.join(timeout)
 
     def run(self) -> None:
         """Sync every REVIEWS_SYNC_SECONDS until stopped."""

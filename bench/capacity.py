@@ -177,7 +177,7 @@ def markdown(figures: dict) -> str:
     names = {"form": "`GET /embed` (the form page)",
              "text": "`POST /client/reviews`, text only",
              "photo": f"`POST /client/reviews`, one {figures['photo_bytes'] // 1000} KB photo",
-             "moderation": "`GET /moderation/` (fake Klaviyo, cached list)"}
+             "moderation": "`GET /moderation/` (an empty mirror: bench/mirror.py fills one)"}
     rows = []
     for name, label in names.items():
         f = figures[name]

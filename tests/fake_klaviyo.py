@@ -4,7 +4,7 @@
   header, the media type, the 5 MB cap and the ReviewCreateDTO shape, and records the body.
   Each create also becomes a pending review on the read side (`created`, `reads.reviews`),
   visible there `create_delay(s)` seconds after its 202 (Klaviyo creates asynchronously);
-  `on_create` is called with it before the 202 goes out.
+  `on_create` is called with it before the 202 goes out; `on_answer` after every answer.
 - Every endpoint shares one account budget in fixed windows (10/s, 150/min by default) that
   start at `origin + k * length` (origin 0: aligned to the clock); over it, 429 with
   `Retry-After` in whole seconds and nothing else. Every admitted answer that is not a 429
@@ -208,6 +208,9 @@ class FakeKlaviyo:
         self.received: list[Received] = []
         self.created: list[dict[str, Any]] = []  # review resources created, in order
         self.on_create: Callable[[dict[str, Any]], None] | None = None
+        # Called with each request as it was seen, after its answer is made (tests change
+        # the fake's data between two pages of a listing with it).
+        self.on_answer: Callable[[Received], None] | None = None
         self.other: OtherIntegration | None = None
         self.other_calls: list[float] = []  # the other integration's counted calls
         self.reads: ReadSide  # set by register_reads
@@ -395,6 +398,8 @@ class FakeKlaviyo:
             if limits is not None and response.status_code != 429:
                 for name, value in limits.items():
                     response.headers[name] = value
+            if self.on_answer is not None and seen is not None:
+                self.on_answer(seen)
             return response
 
         @app.post("/client/reviews")

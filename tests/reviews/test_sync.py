@@ -45,7 +45,7 @@ def test_a_first_sync_mirrors_every_review_of_every_status_with_emails(app, fake
     assert sorted(mirror(app).ids()) == sorted(r["id"] for r in fixtures)
     assert run.calls == math.ceil(len(fixtures) / 100) == len(gets(fake_klaviyo))
     [call] = gets(fake_klaviyo)
-    assert call.query["filter"] == 'equals(status,"all")' and call.query["sort"] == "-updated"
+    assert call.query["filter"] == 'equals(status,"all")' and call.query["sort"] == "created"
     stored = mirror(app).get("rej-other")
     assert stored["attributes"]["status"]["rejection_reason"]["reason"] == "other"
     assert "links" not in stored
@@ -63,6 +63,7 @@ def test_an_incremental_sync_reads_only_the_pages_that_changed(app, fake_klaviyo
     run = syncer(app).sync_once()
     assert (run.full, run.calls, run.error) == (False, 1, None)
     assert len(gets(fake_klaviyo)) == before + 1
+    assert gets(fake_klaviyo)[-1].query["sort"] == "-updated"
     assert mirror(app).get("bulk-10")["attributes"]["status"]["value"] == "rejected"
     assert mirror(app).count() == 450
 
@@ -207,6 +208,22 @@ def test_without_the_private_key_an_incremental_sync_asks_for_what_was_updated_s
     assert last.query["sort"] == "updated"
     changed = fake_klaviyo.reads.reviews[0]["id"]
     assert mirror(app).get(changed)["attributes"]["title"] == "Edited since"
+
+
+def test_reviews_edited_during_a_full_pass_are_neither_missed_nor_dropped(app, fake_klaviyo):
+    fake_klaviyo.reads.reviews = many(300)
+    syncer(app).sync_once()
+    pages = []
+
+    def edit_after_the_first_page(seen):  # edits in Klaviyo while the pass reads on
+        pages.append(seen)
+        if len(pages) == 1:
+            for n in (50, 250):
+                touch(fake_klaviyo.reads.reviews[n], title=f"Edited mid-pass {n}")
+    fake_klaviyo.on_answer = edit_after_the_first_page
+    run = syncer(app).sync_once(full=True)
+    assert run.calls == 3 and run.dropped == 0 and mirror(app).count() == 300
+    assert mirror(app).get("bulk-250")["attributes"]["title"] == "Edited mid-pass 250"
 
 
 def test_a_full_pass_over_thousands_costs_one_call_per_hundred(app, fake_klaviyo):

@@ -3,7 +3,7 @@
 - With KLAVIYO_PRIVATE_KEY: `GET /api/reviews`, every status, emails and the catalog item.
   Klaviyo's get_reviews has no `updated` filter, so an incremental sync reads the reviews
   sorted by `-updated` and stops at the first page that reaches the last `updated` seen
-  (less an overlap, for clocks and writes in flight).
+  (less an overlap, for clocks and writes in flight). A full pass reads by `created`.
 - Without it: `GET /client/reviews` (published reviews only, no emails), which filters on
   `updated` itself. A review unpublished since is not returned at all, so only the next full
   pass drops it.
@@ -177,13 +177,19 @@ class Syncer(Loop):
 
     @staticmethod
     def _first_page(source: str, since: Any) -> dict[str, str]:
+        """The first page's query. A full pass (no `since`) reads by `created`, which no
+        edit changes: sorted by `updated`, a review edited during the pass would move to a
+        page already read, go unseen, and be dropped at its end."""
+        size = str(PAGE_SIZE)
+        if since is None:
+            params = {"sort": "created", "page[size]": size}
+            if source == "private":
+                params["filter"] = 'equals(status,"all")'
+            return params
         if source == "private":
-            return {"filter": 'equals(status,"all")', "sort": "-updated",
-                    "page[size]": str(PAGE_SIZE)}
-        params = {"sort": "updated", "page[size]": str(PAGE_SIZE)}
-        if since is not None:
-            params["filter"] = f"greater-or-equal(updated,{since.isoformat()}+00:00)"
-        return params
+            return {"filter": 'equals(status,"all")', "sort": "-updated", "page[size]": size}
+        return {"filter": f"greater-or-equal(updated,{since.isoformat()}+00:00)",
+                "sort": "updated", "page[size]": size}
 
 
 def next_page(document: dict[str, Any], params: dict[str, str]) -> dict[str, str] | None:

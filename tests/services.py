@@ -7,7 +7,8 @@
 - `tiny_disk()`: a small tmpfs of the test's own, to fill up.
 - `TcpProxy`: a loopback proxy in front of a server, to cut the connection and restore it.
 
-Outside CI a missing service skips the test; in CI (CI=true) it fails it.
+Outside CI a missing service skips the test; in CI (CI=true) it fails it (`unavailable()`,
+which the browser tests and the contract tests use too).
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ POSTGRES_USERS = ("postgres", "root")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def unavailable(what: str) -> None:
-    """Fail in CI, skip elsewhere."""
+def unavailable(what: str, how: str = "") -> None:
+    """Fail in CI (CI=true), skip elsewhere: the one place a missing service, browser or
+    file a test needs is decided. `how` says how to get it."""
+    hint = f" ({how})" if how else ""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{what} is needed in CI and is not available")
-    pytest.skip(f"{what} is not available")
+        pytest.fail(f"{what} is needed in CI and is not available{hint}")
+    pytest.skip(f"{what} is not available{hint}")
 
 
 def _admin_url() -> str:

@@ -11,7 +11,6 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -32,7 +31,6 @@ from tests.fake_klaviyo_reads import (
 PRIVATE_KEY = "pk_test_private_key_never_shown"
 READ_HEADERS = {"Authorization": f"Klaviyo-API-Key {PRIVATE_KEY}", "revision": REVISION}
 RATELIMIT = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
-OPENAPI = Path(__file__).resolve().parents[2] / "shared/klaviyo-openapi"
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
@@ -789,12 +787,9 @@ def test_a_review_touched_between_pages_moves_to_the_front_of_the_next_listing()
 
 # -- against the official descriptions ----------------------------------------------------
 def official(name: str, schema: str) -> dict[str, Any]:
-    from tests.test_contract import inline  # the same $ref / nullable resolution
+    from tests.test_contract import inline, official_file  # the same resolution and rule
 
-    path = OPENAPI / f"{name}.json"
-    if not path.exists():
-        pytest.skip("the official OpenAPI files are not beside this clone")
-    components = json.loads(path.read_text())["components"]["schemas"]
+    components = json.loads(official_file(name).read_text())["components"]["schemas"]
     return inline(components[schema], components)
 
 

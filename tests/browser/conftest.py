@@ -12,6 +12,8 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
+from tests.services import unavailable
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -63,9 +65,7 @@ def live_server():
 @pytest.fixture(scope="session")
 def browser():
     if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Chromium is required in CI and was not found at {CHROMIUM}")
-        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+        unavailable(f"Chromium at {CHROMIUM}", "apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

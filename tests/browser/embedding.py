@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
 from pathlib import Path
 
-import pytest
 from flask import Flask
 from PIL import ExifTags, Image
+
+from tests.services import unavailable
 
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
 THANKS = "We received your review. It will appear on the site after moderation."
@@ -77,10 +77,7 @@ def open_jpeg(data: bytes) -> Image.Image:
 def axe_source() -> str:
     """axe-core from npm (tests/browser/package.json); required in CI, optional elsewhere."""
     if not AXE.exists():
-        message = "axe-core is missing: run `npm ci --prefix tests/browser`"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("axe-core", "npm ci --prefix tests/browser")
     return AXE.read_text(encoding="utf-8")
 
 

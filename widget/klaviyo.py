@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 
@@ -50,6 +50,14 @@ def rate_limit_reading(headers: Mapping[str, str], at: float) -> RateLimitReadin
     if limit < 1:
         return None
     return RateLimitReading(int(limit), max(0, int(remaining)), reset, at)
+
+
+def next_page(document: Mapping[str, Any], params: Mapping[str, str]) -> dict[str, str] | None:
+    """The query of the page after this one, from links.next's cursor; None on the last page.
+    Only the cursor is taken: no URL from an answer is ever called with the key."""
+    link = (document.get("links") or {}).get("next")
+    cursor = parse_qs(urlsplit(link).query).get("page[cursor]", [None])[0] if link else None
+    return {**params, "page[cursor]": cursor} if cursor else None
 
 
 class KlaviyoError(Exception):

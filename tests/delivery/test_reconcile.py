@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from tests.delivery.test_sender import wait_until
+from tests.fake_klaviyo_fixtures import review
 from tests.moderation.test_views import MODERATOR, PASSWORD
 from tests.reviews import review_body
 from tests.services import TcpProxy, postgres_database
@@ -207,3 +208,18 @@ def test_a_review_matches_on_email_product_rating_and_title_only():
     assert reconcile.same_review(theirs, attributes)
     theirs["attributes"]["title"] = "Hard"
     assert not reconcile.same_review(theirs, attributes)
+
+
+def test_a_lookup_reads_at_most_five_pages_of_candidates_a_round(unanswered_app,
+                                                                 fake_klaviyo):
+    now = datetime.now(UTC).isoformat()
+    fake_klaviyo.reads.reviews = [  # alike, but from other shoppers: candidates, no match
+        review(f"alike-{n}", 0, rating=5, title="Great fit", content="Same words again",
+               email=f"other{n}@example.com", created=now, updated=now)
+        for n in range(700)]
+    fake_klaviyo.answer_late(1.0, create=False, count=1)
+    app = unanswered_app()
+    submit(app, content="Same words again")
+    assert wait_until(lambda: len(lookups(fake_klaviyo)) >= 6, timeout=20)
+    rounds = [n for n, r in enumerate(lookups(fake_klaviyo)) if "page[cursor]" not in r.query]
+    assert rounds[:2] == [0, 5]  # a second round began after five pages, of seven

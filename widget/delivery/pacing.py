@@ -192,7 +192,7 @@ class Pacer:
             state["reads_window"] = reset_at
             if state.get("reads", 0.0) >= math.floor(self.read_share * limit):
                 return reset_at - now
-        left = state["remaining"] - (state.get("seq", 0.0) - state["observed_seq"])
+        left = _left(state)
         if left < 1:
             return reset_at - now
         last = state.get("last_grant", 0.0)
@@ -220,7 +220,7 @@ class Pacer:
             return state | fresh  # a window we had not rolled into yet
         if reset_at < state["reset_at"] - window / 2:
             return None  # an answer from a window that has ended
-        left_now = state["remaining"] - (granted - state["observed_seq"])
+        left_now = _left(state)
         left_then = reading.remaining - (granted - seq)
         if seq > state["observed_seq"] or left_then < left_now:
             state |= fresh
@@ -237,7 +237,7 @@ class Pacer:
         if "reset_at" not in state:
             return None
         return {"limit": state["limit"],
-                "remaining": state["remaining"] - (state.get("seq", 0) - state["observed_seq"]),
+                "remaining": _left(state),
                 "reset_in": max(0.0, state["reset_at"] - self.clock())}
 
     # -- pauses and holds ------------------------------------------------------------------
@@ -313,6 +313,11 @@ class Pacer:
         self.budget.clear()
         self._epoch = None
         self._local_pause_until = 0.0
+
+
+def _left(state: State) -> float:
+    """Calls left in the view's window: what the answer said, less the grants made since."""
+    return state["remaining"] - (state.get("seq", 0.0) - state["observed_seq"])
 
 
 def longest_window(rate_limits: str | list[RateLimitItem]) -> float:

@@ -16,7 +16,6 @@ import json
 import re
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from widget.delivery.outbox import Submission
 
@@ -83,11 +82,3 @@ def matches(document: dict[str, Any], submission: Submission) -> list[str]:
     attributes = attributes_of(submission)
     return [review["id"] for review in document.get("data") or []
             if same_review(review, attributes)]
-
-
-def next_params(document: dict[str, Any], params: dict[str, str]) -> dict[str, str] | None:
-    """The next page's query, from the cursor of links.next (only the cursor is taken: no
-    URL from an answer is called with the key); None on the last page."""
-    link = (document.get("links") or {}).get("next")
-    cursor = parse_qs(urlsplit(link).query).get("page[cursor]", [None])[0] if link else None
-    return params | {"page[cursor]": cursor} if cursor else None

@@ -30,6 +30,7 @@ from widget.klaviyo import (
     KlaviyoRejected,
     KlaviyoTimeout,
     KlaviyoUnavailable,
+    next_page,
 )
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ class Sender(Loop):
         params: dict[str, str] | None = reconcile.lookup_params(submission)
         found: list[str] = []
         try:
-            while params is not None and not found:
+            for page in range(1, reconcile.MAX_PAGES + 1):
                 try:
                     document = client.list_reviews(params)
                 finally:
@@ -187,11 +188,12 @@ class Sender(Loop):
                 ids = reconcile.matches(document, submission)
                 taken = self.outbox.klaviyo_ids_taken(ids, but=submission.id)
                 found = [review_id for review_id in ids if review_id not in taken]
-                params = reconcile.next_params(document, params)
-                if params is not None and not found:
-                    slot = wait_for_slot(self.pacer, SEND, LOOKUP_PAGE_PATIENCE)
-                    if not slot.granted:
-                        raise KlaviyoUnavailable("no slot for the next page of the lookup")
+                params = next_page(document, params)
+                if found or params is None or page == reconcile.MAX_PAGES:
+                    break  # past MAX_PAGES of candidates, it counts as not found
+                slot = wait_for_slot(self.pacer, SEND, LOOKUP_PAGE_PATIENCE)
+                if not slot.granted:
+                    raise KlaviyoUnavailable("no slot for the next page of the lookup")
         except KlaviyoRateLimited as error:
             self.throttled(submission, error)
             return

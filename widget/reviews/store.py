@@ -139,6 +139,7 @@ class Mirror:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._state_row_made = False  # the sync's state row exists (made once, never removed)
 
     # -- the sync's writes -----------------------------------------------------------------
     def upsert(self, resources: Iterable[dict[str, Any]], now: datetime | None = None) -> int:
@@ -205,6 +206,8 @@ class Mirror:
                          .values(lease_holder=None, lease_until=None))
 
     def _ensure_state_row(self) -> None:
+        if self._state_row_made:
+            return
         try:
             with self.engine.begin() as conn:
                 exists = conn.execute(select(reviews_sync.c.name)
@@ -213,6 +216,7 @@ class Mirror:
                     conn.execute(reviews_sync.insert(), {"name": SYNC})
         except IntegrityError:
             pass  # another process made it at the same moment
+        self._state_row_made = True
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, review_id: str) -> dict[str, Any] | None:

@@ -28,14 +28,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask, current_app
 
 from widget.background import Loop
 from widget.delivery.outbox import Outbox, utcnow
 from widget.delivery.pacing import READ, Pacer, wait_for_slot
-from widget.klaviyo import KlaviyoClient, KlaviyoError, KlaviyoRateLimited
+from widget.klaviyo import KlaviyoClient, KlaviyoError, KlaviyoRateLimited, next_page
 from widget.reviews.store import Mirror, klaviyo_time
 
 log = logging.getLogger(__name__)
@@ -78,6 +77,7 @@ class Syncer(Loop):
         self.pacer = pacer
         self.client_factory = client_factory
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.slot_patience = SLOT_PATIENCE
 
     def run(self) -> None:
         """Sync every REVIEWS_SYNC_SECONDS until stopped."""
@@ -148,12 +148,12 @@ class Syncer(Loop):
         since = watermark - OVERLAP if watermark is not None and not run.full else None
         params = self._first_page(source, since)
         while params is not None:
-            slot = wait_for_slot(self.pacer, READ, SLOT_PATIENCE, self.stopping)
+            slot = wait_for_slot(self.pacer, READ, self.slot_patience, self.stopping)
             if self.stopping.is_set():  # an unfinished full pass must drop nothing
                 raise KlaviyoError("stopped before the sync was done")
             if not slot.granted:
                 raise KlaviyoError("no read slot in Klaviyo's budget within "
-                                   f"{SLOT_PATIENCE:g}s (deliveries come first)")
+                                   f"{self.slot_patience:g}s (deliveries come first)")
             self.mirror.take_lease(self.holder, LEASE_SECONDS)
             try:
                 document = (client.list_reviews(params) if source == "private"
@@ -190,13 +190,6 @@ class Syncer(Loop):
             return {"filter": 'equals(status,"all")', "sort": "-updated", "page[size]": size}
         return {"filter": f"greater-or-equal(updated,{since.isoformat()}+00:00)",
                 "sort": "updated", "page[size]": size}
-
-
-def next_page(document: dict[str, Any], params: dict[str, str]) -> dict[str, str] | None:
-    """The next page's query from links.next's cursor (no URL from an answer is called)."""
-    link = (document.get("links") or {}).get("next")
-    cursor = parse_qs(urlsplit(link).query).get("page[cursor]", [None])[0] if link else None
-    return params | {"page[cursor]": cursor} if cursor else None
 
 
 def init_app(app: Flask) -> None:

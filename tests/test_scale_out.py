@@ -136,5 +136,9 @@ def test_with_redis_stopped_mid_run_reviews_are_accepted_and_none_is_sent_until_
         time.sleep(0.05)
     assert [store.get(i).state for i in ids] == ["delivered"] * 13
     assert "pacing storage answers again" in caplog.text
-    assert fake_klaviyo.peak(1) <= 4
+    # The ceiling is a moving window kept at the pacer, which sees its grants, not their
+    # arrival: a first request that travels a few milliseconds longer than the fifth puts
+    # both in one of the fake's fixed seconds (CI once saw 5 there). A span a tenth shorter
+    # than the window allows that jitter; a burst after the restart would still show.
+    assert fake_klaviyo.max_in_span(0.9) <= 4
     assert submit(13).status_code == 202

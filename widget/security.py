@@ -9,12 +9,14 @@ WIDGET_FRAME_ANCESTORS; every other page only by this site. Answers over https c
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Response, current_app, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -74,6 +76,11 @@ def frameable(view: Callable[..., Any]) -> Callable[..., Any]:
     return view
 
 
+@functools.lru_cache(maxsize=8)
+def csp(ancestors: str) -> str:
+    return CSP.format(ancestors=ancestors)
+
+
 def _frame_ancestors() -> str:
     view = current_app.view_functions.get(request.endpoint or "")
     if getattr(view, "frameable", False):
@@ -81,8 +88,21 @@ def _frame_ancestors() -> str:
     return "'self'"
 
 
+class NoSessions(SecureCookieSessionInterface):
+    """The widget keeps no Flask session and sets no cookie (storefronts frame it, and the
+    form needs none): a request opens none, instead of building a cookie signer for it."""
+
+    def open_session(self, app: Flask, request: Any) -> Any:
+        return self.make_null_session(app)
+
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        return None
+
+
 def init_app(app: Flask) -> None:
-    """Take the client address and scheme from trusted proxies only; add the headers."""
+    """Take the client address and scheme from trusted proxies only; add the headers; keep
+    no sessions."""
+    app.session_interface = NoSessions()
     hops = app.config["WIDGET_TRUSTED_PROXIES"]
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore
@@ -91,12 +111,13 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def security_headers(response: Response) -> Response:
-        for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.is_secure:  # browsers ignore it over plain http (RFC 6797, 8.1)
-            response.headers.setdefault("Strict-Transport-Security", HSTS)
-        if response.mimetype == "text/html":
-            response.headers.setdefault(
-                "Content-Security-Policy", CSP.format(ancestors=_frame_ancestors())
-            )
+        # One pass over the headers a view set (each lookup by name would be another).
+        present = {name.lower() for name, _ in response.headers.items()}
+        added = [(name, value) for name, value in HEADERS.items()
+                 if name.lower() not in present]
+        if request.is_secure and "strict-transport-security" not in present:
+            added.append(("Strict-Transport-Security", HSTS))  # https only (RFC 6797, 8.1)
+        if response.mimetype == "text/html" and "content-security-policy" not in present:
+            added.append(("Content-Security-Policy", csp(_frame_ancestors())))
+        response.headers.extend(added)
         return response

@@ -36,6 +36,8 @@ from sqlalchemy.exc import IntegrityError
 from widget.delivery.outbox import metadata, utcnow
 
 SYNC = "reviews"
+# What Klaviyo shows shoppers; anything else (pending, unpublished, rejected) is never public.
+PUBLIC_STATUSES = ("published", "featured")
 
 reviews = Table(
     "reviews",
@@ -77,6 +79,9 @@ reviews_sync = Table(
     Column("last_calls", Integer),
     Column("lease_holder", String(64)),
     Column("lease_until", DateTime),
+    # Counted up by every write to the reviews table: the public display's caches hold
+    # what they built from one generation (widget/reviews/display.py).
+    Column("generation", Integer, nullable=False, server_default="0"),
 )
 
 
@@ -140,6 +145,8 @@ class Mirror:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._state_row_made = False  # the sync's state row exists (made once, never removed)
+        # This process's writes, so that its own display sees them at once (display.py).
+        self.local_writes = 0
 
     # -- the sync's writes -----------------------------------------------------------------
     def upsert(self, resources: Iterable[dict[str, Any]], now: datetime | None = None) -> int:
@@ -152,20 +159,36 @@ class Mirror:
         insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(reviews)
         changed = {column.name: insert.excluded[column.name]
                    for column in reviews.c if column.name != "id"}
+        self._ensure_state_row()
         with self.engine.begin() as conn:
             conn.execute(insert.on_conflict_do_update(index_elements=["id"], set_=changed),
                          rows)
+            self._next_generation(conn)
+        self.local_writes += 1  # after the commit: a view that sees it reads the new rows
         return len(rows)
 
     def drop_unseen(self, since: datetime) -> int:
         """Delete the rows no sync has seen since `since` (the start of a full pass)."""
+        self._ensure_state_row()
         with self.engine.begin() as conn:
-            return conn.execute(delete(reviews).where(reviews.c.synced_at < since)).rowcount
+            dropped = conn.execute(delete(reviews).where(reviews.c.synced_at < since)).rowcount
+            if dropped:
+                self._next_generation(conn)
+        self.local_writes += 1
+        return dropped
 
     def clear(self) -> None:
+        self._ensure_state_row()
         with self.engine.begin() as conn:
             conn.execute(delete(reviews))
             conn.execute(update(reviews_sync).values(watermark=None, last_full_at=None))
+            self._next_generation(conn)
+        self.local_writes += 1
+
+    @staticmethod
+    def _next_generation(conn: Any) -> None:
+        conn.execute(update(reviews_sync).where(reviews_sync.c.name == SYNC)
+                     .values(generation=reviews_sync.c.generation + 1))
 
     # -- the sync's state ------------------------------------------------------------------
     def state(self) -> SyncState:
@@ -224,6 +247,26 @@ class Mirror:
             row = conn.execute(select(reviews.c.resource).where(reviews.c.id == review_id)
                                ).first()
         return json.loads(row[0]) if row else None
+
+    def generation(self) -> int:
+        """The number of writes the reviews table has seen (0 before the first)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(reviews_sync.c.generation)
+                                 .where(reviews_sync.c.name == SYNC)).scalar()
+        return value or 0
+
+    def shown(self, review_types: Iterable[str], product_id: str | None = None
+              ) -> list[dict[str, Any]]:
+        """The published and featured resources of these types, for one product (or, with
+        None, for none: store reviews), newest first."""
+        t = reviews
+        query = select(t.c.resource).where(t.c.status.in_(PUBLIC_STATUSES),
+                                           t.c.review_type.in_(list(review_types)))
+        query = query.where(t.c.product_external_id == product_id) if product_id is not None \
+            else query.where(t.c.product_external_id.is_(None))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.c.created.desc(), t.c.id)).scalars().all()
+        return [json.loads(row) for row in rows]
 
     def count(self) -> int:
         with self.engine.connect() as conn:

@@ -1,35 +1,67 @@
 /* Review widget loader: <script src=".../embed.js" data-product-id="..." async></script>
-   inserts the form's iframe after itself, hidden until the form answers, and keeps its
-   height equal to the form's through postMessage (origin and source checked). */
+   inserts the form's iframe after itself (data-widget="reviews": the product's reviews,
+   "store-reviews": the shop's), hidden until it answers, and keeps its height equal to the
+   page's through postMessage (origin and source checked). The reviews put the product's
+   schema.org data into this page's head, for search engines (data-structured-data="false"
+   leaves it out, for a theme that writes its own). */
 (function () {
   "use strict";
   var script = document.currentScript;
   if (!script) return;
   var origin = new URL(script.src).origin;
+  var widget = script.dataset.widget || "form";
+  var pages = { form: "/embed", reviews: "/reviews", "store-reviews": "/reviews" };
+  if (!pages[widget]) {
+    if (window.console) console.warn("Review widget: unknown data-widget " + widget);
+    widget = "form";
+  }
   var names = { productId: "product_id", integration: "integration", orderId: "order_id",
     type: "type", productName: "product_name", locale: "locale", theme: "theme" };
   var query = new URLSearchParams();
   Object.keys(names).forEach(function (key) {
     if (script.dataset[key]) query.set(names[key], script.dataset[key]);
   });
+  if (widget === "store-reviews") {  // the shop's, whatever product page it sits on
+    query.delete("product_id");
+    query.delete("product_name");
+    query.set("type", "store");
+  }
   var frame = document.createElement("iframe");
-  frame.src = origin + "/embed?" + query;
+  frame.src = origin + pages[widget] + "?" + query;
   frame.style.border = "0";
   frame.style.width = "100%";
   frame.style.height = "0";
   frame.style.display = "block";
   frame.style.visibility = "hidden";
   var ready = false;
+  var structured = null;
+
+  function describe(data) {
+    if (widget !== "reviews" || script.dataset.structuredData === "false") return;
+    var product = data.jsonld;
+    if (!product || typeof product !== "object" || product["@type"] !== "Product") return;
+    if (!structured) {
+      structured = document.createElement("script");
+      structured.type = "application/ld+json";
+      structured.setAttribute("data-review-widget", "");
+      document.head.appendChild(structured);
+    }
+    // "<" as \u003c (the same JSON): saved as HTML (a prerenderer, a cache), the text of a
+    // review can then neither close this element ("</script>") nor open a comment ("<!--").
+    structured.textContent = JSON.stringify(product).replace(/</g, "\\u003c");
+  }
+
   window.addEventListener("message", function (event) {
     var data = event.data;
-    if (event.origin !== origin || event.source !== frame.contentWindow || !data ||
-        data.kr !== "height" || typeof data.height !== "number") return;
+    if (event.origin !== origin || event.source !== frame.contentWindow || !data) return;
+    if (data.kr === "jsonld") return describe(data);
+    if (data.kr !== "height" || typeof data.height !== "number") return;
     frame.style.height = Math.max(0, Math.ceil(data.height)) + "px";
     if (typeof data.title === "string") frame.title = data.title;
     frame.style.visibility = "visible";
     ready = true;
   });
-  // Say hello on every load (the form may navigate): the form learns our origin from it.
+  // Say hello on every load (the frame may navigate): the page learns our origin from it.
   frame.addEventListener("load", function () {
     frame.contentWindow.postMessage({ kr: "hello" }, origin);
     setTimeout(function () {

@@ -23,6 +23,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from widget.moderation import views as moderation
     from widget.reviews import store as mirror
     from widget.reviews import sync
+    from widget.reviews import views as display
     app = Flask(__name__, instance_relative_config=True,
                 static_folder="../static", template_folder="../templates")
     app.config.from_mapping(config.from_environ(None if test_config is None else {}))
@@ -55,4 +56,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     openapi.init_app(app)
     moderation.init_app(app)
     form.init_app(app)
+    display.init_app(app)
     return app

@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, request, url_f
 bp = Blueprint("assets", __name__)
 
 TYPES = {".css": "text/css", ".js": "text/javascript"}
-NAMES = ("form.css", "form.js", "embed.js", "demo.css")
+NAMES = ("form.css", "form.js", "embed.js", "demo.css", "reviews.css", "reviews.js")
 YEAR = 365 * 24 * 3600
 LOADER_MAX_AGE = 300
 

@@ -27,6 +27,7 @@ from widget.intake.schemas import (
     OrderDataSchema,
     ProductSchema,
 )
+from widget.reviews.display import KINDS, SORTS
 
 bp = Blueprint("openapi", __name__)
 
@@ -141,6 +142,51 @@ SUBMISSION = _object({"data": _object({
     "attributes": _object({"status": {"type": "string", "enum": ["queued"]}}, ["status"]),
 }, ["type", "id", "attributes"])}, ["data"])
 
+REVIEW = {"type": "object", "required": ["id", "type", "author", "created", "rating", "title",
+                                         "content", "images", "verified", "featured",
+                                         "smart_quote", "reply"],
+          "properties": {"id": {"type": "string"},
+                         "type": {"type": "string", "enum": ["review", "rating", "question",
+                                                             "store"]},
+                         "created": {"type": "string", "format": "date-time"},
+                         "rating": {"type": "integer", "nullable": True, "minimum": 1,
+                                    "maximum": 5},
+                         "images": {"type": "array", "items": {"type": "string"}},
+                         "verified": {"type": "boolean"}, "featured": {"type": "boolean"},
+                         "reply": {"type": "object", "nullable": True}}}
+REVIEWS_PAGE = {"type": "object",
+                "required": ["product", "type", "summary", "reviews", "page", "links", "jsonld"],
+                "properties": {
+                    "product": {"type": "object", "nullable": True},
+                    "type": {"type": "string", "enum": list(KINDS)},
+                    "summary": _object({
+                        "average": {"type": "number", "nullable": True},
+                        "count": {"type": "integer"}, "questions": {"type": "integer"},
+                        "histogram": {"type": "object", "additionalProperties":
+                                      {"type": "integer"}}},
+                        ["average", "count", "questions", "histogram"]),
+                    "reviews": {"type": "array", "items": REVIEW},
+                    "page": {"type": "object"}, "links": {"type": "object"},
+                    "jsonld": {"type": "object", "nullable": True,
+                               "description": "schema.org Product with aggregateRating, to "
+                                              "print in the page as it is; null when "
+                                              "nothing is rated, and for store reviews"},
+                }}
+DISPLAY_PARAMETERS = [{**parameter, "allowEmptyValue": True} for parameter in [  # empty: absent
+    {"name": "product_id", "in": "query", "schema": {"type": "string", "maxLength": 255},
+     "description": "The product (Klaviyo's product.external_id); without it (or empty), "
+                    "the shop's store reviews"},
+    {"name": "integration", "in": "query",
+     "schema": {"type": "string", "enum": list(INTEGRATIONS)}},
+    {"name": "product_name", "in": "query", "schema": {"type": "string", "maxLength": 200}},
+    {"name": "type", "in": "query", "schema": {"type": "string", "enum": list(KINDS)}},
+    {"name": "sort", "in": "query", "schema": {"type": "string", "enum": list(SORTS)}},
+    {"name": "rating", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 5}},
+    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                "maximum": 100_000}},
+    {"name": "locale", "in": "query", "schema": {"type": "string", "maxLength": 35}},
+]]
+
 HEALTH = {"type": "object", "properties": {"status": {"type": "string"},
                                            "checks": {"type": "object"}},
           "required": ["status"]}
@@ -161,6 +207,7 @@ def build(config: Any) -> dict[str, Any]:
     spec.components.schema("Submission", SUBMISSION)
     spec.components.schema("Errors", ERRORS)
     spec.components.schema("Health", HEALTH)
+    spec.components.schema("ReviewsPage", REVIEWS_PAGE)
     parameters = []
     if config["KLAVIYO_PUBLIC_KEY"]:
         parameters.append({
@@ -184,6 +231,19 @@ def build(config: Any) -> dict[str, Any]:
             **{status: _error(text) for status, text in REFUSALS.items()},
         },
     }})
+    spec.path("/reviews.json", operations={"get": {
+        "operationId": "list_reviews",
+        "summary": "A product's published reviews (or the shop's store reviews), from the "
+                   "mirror",
+        "parameters": DISPLAY_PARAMETERS,
+        "responses": {
+            "200": {"description": "The summary, one page of reviews, and schema.org data",
+                    "content": {"application/json": {"schema": {
+                        "$ref": "#/components/schemas/ReviewsPage"}}}},
+            "304": {"description": "Not modified (If-None-Match)"},
+            "400": _error("A query parameter that cannot be shown; `source.parameter` "
+                          "names it"),
+            "405": _error("Method not allowed")}}})
     health = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}
     spec.path("/healthz", operations={"get": {"operationId": "healthz", "responses": {
         "200": {"description": "The process is alive", **health},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+from html import escape
 from pathlib import Path
 
 from flask import Flask
@@ -83,3 +84,32 @@ def axe_source() -> str:
 
 def focused_id(frame) -> str:
     return frame.evaluate("document.activeElement && document.activeElement.id")
+
+
+# -- the reviews display ----------------------------------------------------------------------
+def shop(widget_url: str, pages: dict[str, dict[str, str]]) -> Flask:
+    """A shop whose pages (path: the loader's data-* attributes) each embed one widget, the
+    attributes escaped as a theme's template escapes them."""
+    shop = Flask("shop")
+    for path, data in pages.items():
+        attributes = " ".join(f'data-{key.replace("_", "-")}="{escape(value)}"'
+                              for key, value in data.items())
+        html = (f"<!doctype html><html lang=en><title>Shop</title><h1>Shirt</h1>"
+                f'<script src="{widget_url}/embed.js" {attributes} async></script>'
+                "<footer>Shop footer</footer></html>")
+        shop.add_url_rule(path, path, lambda html=html: html)
+    return shop
+
+
+def reviews_frame(page):
+    """The reviews' frame once the loader has shown it."""
+    page.wait_for_selector("iframe", state="visible", timeout=10_000)
+    page.frame_locator("iframe").locator(".kr-display").wait_for()
+    return next(f for f in page.frames if re.search(r"/reviews\?", f.url))
+
+
+def host_jsonld(page) -> list[str]:
+    """The text of each schema.org script in the host page's head (and how many elsewhere)."""
+    return page.evaluate("""() => [...document.querySelectorAll(
+        'script[type="application/ld+json"]')].map(s => s.parentNode === document.head
+        ? s.textContent : 'outside the head: ' + s.textContent)""")

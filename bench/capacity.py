@@ -34,10 +34,12 @@ LOAD_SHARE = 0.8
 PACED_RUNS = 3
 
 
-def server(env: dict[str, str]) -> Service:
-    """The Procfile's web line, with bench_app (the service plus its baselines) as the app."""
+def server(env: dict[str, str], app: str = "bench_app:app") -> Service:
+    """The Procfile's web line with `app` in place of the service (by default bench_app: the
+    service plus its baselines; "bare_app:app" is the bare baseline, in a process of its own).
+    """
     command = procfile_command("web").replace("gunicorn app:app",
-                                              "gunicorn bench_app:app --pythonpath bench")
+                                              f"gunicorn {app} --pythonpath bench")
     port = free_port()
     bin_dir = str(Path(sys.executable).parent)
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PORT": str(port), **env}

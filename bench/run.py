@@ -3,12 +3,12 @@
     bench/run [--quick] [--only capacity,burst,...] [--redis URL | --no-redis]
 
 Runs capacity, burst (twice: one address per shopper, one per client), photos, hostile
-photos, the form in Chromium, the mirror and delivery, one after the other (never two at
-once: they share the 2 cores), then replaces the generated part of docs/benchmarks.md
-(between its markers; the analysis after it is kept) and writes every raw figure to
-docs/benchmarks.json. `--quick` is a smoke run (short, scaled where it says so): its figures
-are not for the docs, so it writes to bench/out/ instead, as does a run of some sections
-only (`--only`).
+photos, the form in Chromium, the mirror, the display widget and delivery, one after the
+other (never two at once: they share the 2 cores), then replaces the generated part of
+docs/benchmarks.md (between its markers; the analysis after it is kept) and writes every raw
+figure to docs/benchmarks.json. `--quick` is a smoke run (short, scaled where it says so):
+its figures are not for the docs, so it writes to bench/out/ instead, as does a run of some
+sections only (`--only`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import browser
 import burst
 import capacity
 import delivery
+import display
 import hostile
 import mirror
 import photos
@@ -34,7 +35,8 @@ from common import ROOT
 
 BEGIN = "<!-- bench/run: generated from here -->"
 END = "<!-- bench/run: generated up to here -->"
-SECTIONS = ("capacity", "burst", "photos", "hostile", "browser", "mirror", "delivery")
+SECTIONS = ("capacity", "burst", "photos", "hostile", "browser", "mirror", "display",
+            "delivery")
 
 
 def run_sections(names: list[str], quick: bool, redis_url: str | None) -> list[dict]:
@@ -49,6 +51,7 @@ def run_sections(names: list[str], quick: bool, redis_url: str | None) -> list[d
         "hostile": [("hostile", hostile, lambda: hostile.measure(quick=quick))],
         "browser": [("browser", browser, lambda: browser.measure(quick=quick))],
         "mirror": [("mirror", mirror, lambda: mirror.measure(quick=quick))],
+        "display": [("display", display, lambda: display.measure(quick=quick))],
         "delivery": [("delivery", delivery,
                       lambda: delivery.measure(quick=quick, redis_url=redis_url))],
     }

@@ -21,12 +21,18 @@ def healthz() -> str:
     return "ok"
 
 
-@app.get("/<name>")
-def page(name: str) -> Response:
+def snapshot(name: str) -> tuple[bytes, str]:
+    """The captured bytes of one of our pages and their content type, read once (404 for a
+    name that was not captured). bench_app.py serves them from inside the service too."""
     if name not in _pages:
         folder = Path(os.environ["BENCH_SNAPSHOTS"])
         if not name.isidentifier() or not (folder / name).exists():
             abort(404)
         _pages[name] = ((folder / name).read_bytes(), (folder / f"{name}.type").read_text())
-    body, content_type = _pages[name]
+    return _pages[name]
+
+
+@app.get("/<name>")
+def page(name: str) -> Response:
+    body, content_type = snapshot(name)
     return Response(body, content_type=content_type)

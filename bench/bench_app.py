@@ -6,15 +6,12 @@ the bench captured from one of our pages (BENCH_SNAPSHOTS names the folder), wit
 content type, without rendering anything.
 """
 
-import os
 import uuid
-from pathlib import Path
 
-from flask import Response, abort, jsonify, request
+from bare_app import snapshot
+from flask import Response, jsonify, request
 
 from app import app  # the service exactly as gunicorn loads it (app.py)
-
-_pages: dict[str, tuple[bytes, str]] = {}
 
 
 @app.post("/bare/json")
@@ -29,10 +26,5 @@ def bare_json():
 @app.get("/bare/page/<name>")
 def bare_page(name: str):
     """The captured bytes of one of our pages, as a static route would serve them."""
-    if name not in _pages:
-        folder = Path(os.environ["BENCH_SNAPSHOTS"])
-        if not name.isidentifier() or not (folder / name).exists():
-            abort(404)
-        _pages[name] = ((folder / name).read_bytes(), (folder / f"{name}.type").read_text())
-    body, content_type = _pages[name]
+    body, content_type = snapshot(name)
     return Response(body, content_type=content_type)

@@ -360,7 +360,7 @@ def test_another_processs_sync_is_seen_within_the_check_interval(make_app, tmp_p
         ["Second", "First"]
 
 
-def test_a_repeated_view_reads_neither_klaviyo_nor_the_mirror(make_app):
+def test_repeated_views_of_a_product_read_its_reviews_from_the_mirror_once(make_app):
     app = make_app()
     fill(app, [review("a", day=1)])
     client = app.test_client()

@@ -96,7 +96,7 @@ def key_of(view: dict[str, Any], what: str) -> tuple[Any, ...]:
 @bp.get("/reviews")
 @frameable
 def page() -> Response:
-    return answer("html", "text/html", lambda view, shelf: render(view, shelf))
+    return answer("html", "text/html", render)
 
 
 @bp.get("/reviews.json")

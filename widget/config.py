@@ -135,6 +135,8 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Photos: how many per review, the largest data-URI we will decode, the pixel cap
         # (a 48 KB PNG can claim 20000x20000), and the longest edge we send.
         "WIDGET_MAX_PHOTOS": _number(env, "WIDGET_MAX_PHOTOS", 5, int),
+        # Products one order page may list (a form each, then the store's).
+        "WIDGET_MAX_ORDER_PRODUCTS": _number(env, "WIDGET_MAX_ORDER_PRODUCTS", 10, int),
         "PHOTO_MAX_DATA_URI_CHARS": _number(env, "PHOTO_MAX_DATA_URI_CHARS", 16_000_000, int),
         "PHOTO_MAX_PIXELS": _number(env, "PHOTO_MAX_PIXELS", 50_000_000, int),
         "PHOTO_MAX_EDGE": _number(env, "PHOTO_MAX_EDGE", 2048, int),

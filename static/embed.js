@@ -1,5 +1,6 @@
 /* Review widget loader: <script src=".../embed.js" data-product-id="..." async></script>
-   inserts the form's iframe after itself (data-widget="reviews": the product's reviews,
+   inserts the form's iframe after itself (data-products with data-order-id: a form per
+   product of the order, then one for the shop) (data-widget="reviews": the product's reviews,
    "store-reviews": the shop's), hidden until it answers, and keeps its height equal to the
    page's through postMessage (origin and source checked). The reviews put the product's
    schema.org data into this page's head, for search engines (data-structured-data="false"
@@ -21,6 +22,30 @@
   Object.keys(names).forEach(function (key) {
     if (script.dataset[key]) query.set(names[key], script.dataset[key]);
   });
+  // A whole order: data-products='[{"id": "...", "name": "..."}, ...]' (with data-order-id)
+  // asks for a review form per product, in this order, then one for the shop.
+  var products = null;
+  if (widget === "form" && script.dataset.products) {
+    try { products = JSON.parse(script.dataset.products); } catch (error) { products = null; }
+    if (!Array.isArray(products) || !products.every(function (product) {
+      return product && (typeof product.id === "string" || typeof product.id === "number");
+    })) {
+      if (window.console) {
+        console.warn("Review widget: data-products is not a JSON list of {id, name}");
+      }
+      products = null;
+    }
+  }
+  if (products) {
+    query.delete("product_id");
+    query.delete("product_name");
+    query.set("type", "order");
+    var named = products.some(function (product) { return product.name; });
+    products.forEach(function (product) {
+      query.append("product_id", String(product.id));
+      if (named) query.append("product_name", product.name ? String(product.name) : "");
+    });
+  }
   if (widget === "store-reviews") {  // the shop's, whatever product page it sits on
     query.delete("product_id");
     query.delete("product_name");

@@ -16,7 +16,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # Imported here, not at the top: gunicorn's master imports this package for
     # widget.access_log (its --logger-class) before gevent patches the workers, and
     # requests' urllib3 imported then keeps ssl unpatched in them.
-    from widget import bodies, commands, config, errors, health, openapi, security, startup
+    from widget import bodies, commands, config, errors, health, i18n, openapi, security, startup
     from widget.delivery import outbox, pacing, sender
     from widget.extensions import compress, limiter
     from widget.intake import api, defences, form, photos, questions, submissions
@@ -37,6 +37,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.logger.removeHandler(default_handler)
 
     errors.init_app(app)
+    i18n.init_app(app)
     bodies.init_app(app)
     limiter.init_app(app)
     security.init_app(app)

@@ -287,7 +287,7 @@ def test_photos_dropped_on_the_photo_field_are_attached(page, app, live_server, 
         zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
     }""", list(png))
     page.locator("#kr-previews img").wait_for()
-    assert page.locator("#kr-status").inner_text() == "Photos attached: 1."
+    assert page.locator("#kr-status").inner_text() == "1 photo attached."
     assert page.get_by_role("img", name="Photo 1").is_visible()
 
 
@@ -327,7 +327,7 @@ def test_a_send_that_gets_no_answer_gives_up_with_a_readable_message_and_keeps_t
         page, make_app, live_server, fake_klaviyo):
     server = live_server(make_app(WIDGET_SENDER="thread"))
     open_form(page, server)
-    page.evaluate("document.getElementById('kr-form').dataset.timeout = '1'")
+    page.evaluate("document.getElementById('kr-settings').dataset.timeout = '1'")
     held = []
     page.route("**/client/reviews", lambda route: held.append(route))  # never answered
     fill_review(page)

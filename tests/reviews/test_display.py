@@ -63,7 +63,7 @@ def get(shop):
 
 
 def listed(html):
-    return re.findall(r"<h3>([^<]*)</h3>", html)
+    return re.findall(r'<h3 dir="auto">([^<]*)</h3>', html)
 
 
 def visible_text(html):
@@ -96,7 +96,7 @@ def test_a_review_shows_author_date_stars_title_text_photos_badges_and_reply(mak
                       public_reply={"content": "Thank you!", "author": "Linen Co",
                                     "updated": "2025-02-01T00:00:00+00:00"})])
     html = app.test_client().get(f"/reviews?product_id={SHIRT}").get_data(as_text=True)
-    assert "Priya R." in html and "<h3>Soft</h3>" in html and "Verified buyer" in html
+    assert "Priya R." in html and '<h3 dir="auto">Soft</h3>' in html and "Verified buyer" in html
     assert 'aria-label="Rated 4 out of 5"' in html and "★★★★☆" in html
     assert '<time datetime="2025-01-09">Jan 9, 2025</time>' in html
     assert "Lovely\nfabric" in html and 'class="kr-quote"' in html
@@ -188,7 +188,7 @@ def test_the_write_link_opens_the_form_and_the_questions_tab_the_question_form(g
 
 def test_the_display_speaks_the_forms_locales_and_themes(get):
     html = get(f"/reviews?product_id={SHIRT}&locale=fr&theme=dark").get_data(as_text=True)
-    assert '<html lang="fr" data-theme="dark">' in html
+    assert '<html lang="fr" dir="ltr" data-theme="dark">' in html
     assert "3,6 sur 5" in html and "8 avis" in html and "Avis clients" in html
     german = get(f"/reviews?product_id={SHIRT}",
                  headers={"Accept-Language": "de-DE,de;q=0.9"}).get_data(as_text=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 from flask import Flask, current_app, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from limits import RateLimitItem, RateLimitItemPerSecond, parse_many
+from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerSecond, parse_many
 
 from widget.delivery import outbox
 from widget.errors import ApiError
@@ -223,34 +223,66 @@ def init_app(app: Flask) -> None:
     app.extensions["backlog"] = Backlog(app.config["WIDGET_BACKLOG_LIMIT"])
 
 
-def _email_key(email: str) -> str:
-    return hashlib.sha256(email.lower().encode()).hexdigest()[:32]  # no address in storage
+def _email_key(email: str, order: str | None = None) -> str:
+    """The address (and order) as a digest: no address in the limits storage."""
+    text = email.lower() if order is None else f"{email.lower()}\n{order}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def check_email_limit(email: str) -> None:
+def check_email_limit(review: dict[str, Any]) -> None:
     """One address may only send so many stored reviews (WIDGET_EMAIL_LIMIT), whatever its
-    IP. Only looks: count_email() counts a review once it is stored."""
+    IP; the reviews of one order count once, up to a review per product of an order's page
+    and the shop's. Only looks: count_email() counts a review once it is stored."""
     if not current_app.config["RATELIMIT_ENABLED"]:
         return
+    email, order = _email_and_order(review)
+    if order is not None:
+        item, key = _order_item(), _email_key(email, order)
+        if not _limit("test", item, "email-order", key):
+            raise _email_throttled(item, "email-order", key, said=f"This email address has "
+                                   f"sent {item.amount} reviews for this order")
+        stats = _limit("get_window_stats", item, "email-order", key)
+        if stats is not True and stats.remaining < item.amount:
+            return  # this order is counted already
     for item in parse_many(current_app.config["WIDGET_EMAIL_LIMIT"]):
         if not _limit("test", item, "email", _email_key(email)):
-            stats = _limit("get_window_stats", item, "email", _email_key(email))
-            reset = stats.reset_time if stats is not True else time.time() + 60
-            raise ApiError.one(
-                429, "throttled", "Too many reviews from this address",
-                f"This email address has sent {item.amount} reviews recently; try again "
-                "later.",
-                pointer="/data/attributes/email",
-                headers={"Retry-After": str(max(1, int(reset - time.time()) + 1))},
-            )
+            raise _email_throttled(item, "email", _email_key(email), said=f"This email "
+                                   f"address has sent {item.amount} reviews recently")
 
 
-def count_email(email: str) -> None:
-    """Count one stored review against its address."""
+def _email_throttled(item: RateLimitItem, *identifiers: str, said: str) -> ApiError:
+    stats = _limit("get_window_stats", item, *identifiers)
+    reset = stats.reset_time if stats is not True else time.time() + 60
+    return ApiError.one(
+        429, "throttled", "Too many reviews from this address", f"{said}; try again later.",
+        pointer="/data/attributes/email",
+        headers={"Retry-After": str(max(1, int(reset - time.time()) + 1))},
+    )
+
+
+def count_email(review: dict[str, Any]) -> None:
+    """Count one stored review against its address (an order's, once for the order)."""
     if not current_app.config["RATELIMIT_ENABLED"]:
         return
+    email, order = _email_and_order(review)
+    if order is not None:
+        item, key = _order_item(), _email_key(email, order)
+        stats = _limit("get_window_stats", item, "email-order", key)
+        _limit("hit", item, "email-order", key)
+        if stats is not True and stats.remaining < item.amount:
+            return  # not the order's first
     for item in parse_many(current_app.config["WIDGET_EMAIL_LIMIT"]):
         _limit("hit", item, "email", _email_key(email))
+
+
+def _email_and_order(review: dict[str, Any]) -> tuple[str, str | None]:
+    order = ((review["data"].get("relationships") or {}).get("order") or {}).get("data") or {}
+    return review["data"]["attributes"]["email"], order.get("id")
+
+
+def _order_item() -> RateLimitItem:
+    """Reviews one address may send for one order: a product's each, and the shop's."""
+    return RateLimitItemPerDay(current_app.config["WIDGET_MAX_ORDER_PRODUCTS"] + 1)
 
 
 def _limit(method: str, item: RateLimitItem, *identifiers: str) -> Any:

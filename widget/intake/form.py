@@ -29,9 +29,14 @@ from widget.intake.api import submissions_limit
 from widget.intake.pages import (
     SetupError,
     blank_form,
+    blank_order,
     context_from,
+    item_context,
+    order_items,
+    order_tokens,
     product_of,
     render_form,
+    render_order,
     render_page,
     strings,
 )
@@ -65,8 +70,31 @@ SPOOL_BYTES = 500 * 1024
 @frameable
 def form() -> str:
     context = context_from(request.args)
+    if context["order"]:
+        return blank_order(context).fill_order(context, fresh_keys(context),
+                                               order_tokens(context))
     return blank_form(context).fill(context, key=uuid.uuid4().hex,
                                     token=defences.issue_token(product_of(context)))
+
+
+def fresh_keys(order: dict[str, Any]) -> dict[str, str]:
+    return {item: uuid.uuid4().hex for item in order_items(order)}
+
+
+def order_posted_from() -> tuple[dict[str, Any], str | None, set[str]] | None:
+    """For a post from an order's page (its query is the form's action): the order, the
+    form that was posted ("1".."n", "store") and those sent before."""
+    if "product_id" not in request.args and request.args.get("type") != "order":
+        return None
+    try:
+        order = context_from(request.args)
+    except SetupError:
+        return None
+    if not order["order"]:
+        return None
+    items = order_items(order)
+    item = _posted_or_empty().get("order_item")
+    return order, item if item in items else None, set(request.args.getlist("sent")) & set(items)
 
 
 @bp.post("/embed")
@@ -83,6 +111,11 @@ def submit() -> str:
         honeypot=posted.form.get(HONEYPOT_FIELD),
         idempotency_key=form_key(posted.form),
     ))
+    order = order_posted_from()
+    if order is not None:  # the order's page again, this form thanked, the others as they were
+        context, item, sent = order
+        return render_order(context, fresh_keys(context), order_tokens(context),
+                            sent=sent | {item} if item else sent)
     mode = "question" if body["data"]["attributes"]["review_type"] == "question" else "review"
     return render_page("form/thanks.html", context, mode=mode)
 
@@ -256,12 +289,25 @@ def form_with_errors(status: int, problems: Iterable[tuple[str, str]] = (),
         context = context_from(values)
     except SetupError:
         context = context_from(MultiDict())
+    order = order_posted_from()
+    if order is not None:
+        context = order[0]
     t = strings(context["locale"])
     errors: dict[str, str] = {"other": t[notice]} if notice else {}
     for pointer, detail in problems:
         field, message = error_for(pointer, detail, t, values)
         errors.setdefault(field, message)
     key = None if new_key else form_key(values)
+    if order is not None:  # the order's page, this form as typed, the others as they were
+        context, item, sent = order
+        keys, tokens = fresh_keys(context), order_tokens(context)
+        if item is not None:
+            keys[item] = key or keys[item]
+            tokens[item] = defences.renew_token(values.get(TOKEN_FIELD),
+                                                product_of(item_context(context, item)))
+        page = render_order(context, keys, tokens, sent=sent, posted=item, values=values,
+                            errors=errors)
+        return page, status, headers or {}
     token = defences.renew_token(values.get(TOKEN_FIELD), product_of(context))
     page = render_form(context, values, errors, key or uuid.uuid4().hex, token)
     return page, status, headers or {}

@@ -1,21 +1,32 @@
 """Custom questions from configuration (WIDGET_CUSTOM_QUESTIONS), checked once at boot.
 
-Each question is `{"id", "label", "choices"?, "multiple"?, "required"?}`, held to
+Each question is `{"id", "label", "choices"?, "multiple"?, "range"?, "required"?}`, held to
 `QuestionSchema`. A label (or a choice) is a string, or a mapping of locale to string; a
 choice may also be `{"value": ..., "label": ...}` so the answer sent to Klaviyo stays the
-same in every locale.
-Without choices the question takes free text.
+same in every locale. A `range` of `[min, max]` (whole numbers) asks for one number on that
+scale, shown as a row of radio buttons and sent as the number's text ("7"), like Klaviyo's
+own range questions.
+Without choices or a range the question takes free text.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load
-from marshmallow.validate import Regexp
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validates,
+    validates_schema,
+)
+from marshmallow.validate import Length, Regexp
 
 from widget.config import ConfigError
 from widget.errors import pointers
@@ -24,6 +35,8 @@ from widget.i18n import DEFAULT
 SETTING = "WIDGET_CUSTOM_QUESTIONS"
 # Klaviyo takes at most 20 answered questions per review (see widget/intake/schemas.py).
 MAX_QUESTIONS = 20
+# A scale wider than this is no longer a row of buttons anyone can read (0-10 has 11).
+MAX_RANGE_POINTS = 21
 
 
 @dataclass(frozen=True)
@@ -39,9 +52,29 @@ class Question:
     choices: tuple[Choice, ...] = ()
     multiple: bool = False
     required: bool = False
+    range: tuple[int, int] | None = None
 
     def label(self, locale: str) -> str:
         return localised(self.labels, locale)
+
+    @property
+    def points(self) -> range:
+        """A range question's answers, lowest first."""
+        assert self.range is not None
+        return range(self.range[0], self.range[1] + 1)
+
+    def fits(self, answer: str) -> bool:
+        """Whether an answer is one this question takes (free text takes any)."""
+        if self.range is not None:  # the number as the form sends it: "7", "-2", not "07"
+            return re.fullmatch(r"-?[1-9][0-9]{0,3}|0", answer) is not None \
+                and int(answer) in self.points
+        return not self.choices or answer in [choice.value for choice in self.choices]
+
+    def expected(self) -> str:
+        """What fits, in words, for a refusal."""
+        if self.range is not None:
+            return f"Must be a whole number from {self.range[0]} to {self.range[1]}."
+        return f"Must be one of: {', '.join(choice.value for choice in self.choices)}."
 
 
 def localised(labels: dict[str, str], locale: str) -> str:
@@ -85,7 +118,7 @@ class QuestionSchema(Schema):
         unknown = RAISE
 
     error_messages = {"unknown": "is one of the unknown keys; a question has id, label, "
-                                 "choices, multiple and required"}
+                                 "choices, multiple, range and required"}
     NEEDS_ID = "needs an id (Klaviyo's custom question id)"
     id = fields.String(required=True, validate=Regexp(r"\S", error=NEEDS_ID),
                        error_messages={"required": NEEDS_ID})
@@ -96,12 +129,35 @@ class QuestionSchema(Schema):
                               error_messages={"invalid": "is true or false"})
     required = fields.Boolean(load_default=False, truthy={True}, falsy={False},
                               error_messages={"invalid": "is true or false"})
+    RANGE = "is [lowest, highest]: two whole numbers, like [1, 10]"
+    range = fields.List(fields.Integer(strict=True, error_messages={"invalid": RANGE}),
+                        load_default=None, validate=Length(equal=2, error=RANGE),
+                        error_messages={"invalid": RANGE})
+
+    @validates("range")
+    def scale_readable(self, value: list[int] | None, **kwargs: Any) -> None:
+        if value is None or len(value) != 2:  # Length says so
+            return
+        low, high = value
+        if not low < high:
+            raise ValidationError("starts below where it ends, like [1, 10]")
+        if high - low + 1 > MAX_RANGE_POINTS:
+            raise ValidationError(f"has at most {MAX_RANGE_POINTS} points, like [0, 10]")
+        if min(low, high) < -999 or max(low, high) > 9999:
+            raise ValidationError("stays within -999 and 9999")
+
+    @validates_schema
+    def one_kind(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("range") is not None and (data.get("choices") or data.get("multiple")):
+            raise ValidationError("are not for a range question, which takes one number",
+                                  "choices")
 
     @post_load
     def question(self, data: dict[str, Any], **kwargs: Any) -> Question:
         return Question(id=data["id"].strip(), labels=data["label"],
                         choices=tuple(data["choices"]), multiple=data["multiple"],
-                        required=data["required"])
+                        required=data["required"],
+                        range=tuple(data["range"]) if data["range"] else None)
 
 
 QUESTIONS = QuestionSchema(many=True)

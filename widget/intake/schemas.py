@@ -235,12 +235,12 @@ def answer_problems(questions: dict[str, Question], attributes: dict[str, Any]) 
         if len(answers) > 1 and not question.multiple:
             problems[index] = {"answers": ["Takes one answer only."]}
             continue
-        values = [choice.value for choice in question.choices]
-        wrong = {i: [f"Must be one of: {', '.join(values)}."]
-                 for i, answer in enumerate(answers) if values and answer not in values}
+        wrong = {i: [question.expected()]
+                 for i, answer in enumerate(answers) if not question.fits(answer)}
         if wrong:
             problems[index] = {"answers": wrong}
-    if attributes.get("review_type") in RATED_TYPES:
+    # The merchant's questions are about a product: a review of the shop needs none.
+    if attributes.get("review_type") in RATED_TYPES and attributes["review_type"] != "store":
         missing = [f'Question "{q.id}" needs an answer.' for q in questions.values()
                    if q.required and q.id not in seen]
         if missing:

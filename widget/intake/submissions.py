@@ -95,7 +95,7 @@ def _store(arrival: Arrival, body: Body, claims: defences.TokenClaims | None) ->
             if attributes.get("images") else None
         if earlier is not None:
             return earlier
-        defences.check_email_limit(attributes["email"])
+        defences.check_email_limit(review)
         if attributes.get("images"):
             attributes["images"] = prepare_photos(review)
         submission = store.put(serialise(review), key, body.digest, fingerprint, content,
@@ -105,7 +105,7 @@ def _store(arrival: Arrival, body: Body, claims: defences.TokenClaims | None) ->
     except RepeatConflict as conflict:
         raise repeat_conflict(conflict.earlier) from None
     if submission.outcome == "stored":  # not a request that raced its own repeat
-        defences.count_email(attributes["email"])
+        defences.count_email(review)
         sender.current().notify()
     return submission
 

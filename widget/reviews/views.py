@@ -179,7 +179,7 @@ def render(view: dict[str, Any], shelf: Shelf) -> str:
         "reviews/reviews.html", t=t, locale=locale, theme=view["theme"], view=view,
         shelf=shelf, summary=summary, listed=listed, jsonld=structured(view, shelf),
         average=decimal(summary.average, locale),
-        count_text=count_text(summary.count, t, locale),
+        count_text=i18n.plural(locale, "count", summary.count),
         date=lambda moment: format_date(moment, format="medium", locale=locale),
         link=lambda **changes: link(view, **changes),
         form_link=form_link(view), sorts=SORTS, kept=KEPT,
@@ -190,12 +190,6 @@ def render(view: dict[str, Any], shelf: Shelf) -> str:
 
 def decimal(value: float | None, locale: str) -> str:
     return "" if value is None else format_decimal(value, format="0.0", locale=locale)
-
-
-def count_text(count: int, t: Any, locale: str) -> str:
-    """'1 review', '1,234 reviews' (numbers written as the locale writes them)."""
-    return t["count_one"] if count == 1 else t["count_other"].format(
-        count=format_decimal(count, locale=locale))
 
 
 def link(view: dict[str, Any], absolute: bool = False, **changes: Any) -> str:

@@ -90,3 +90,26 @@ def test_login_limits_default_per_address_and_overall():
     env = {"MODERATION_LOGIN_LIMIT": "3/minute", "MODERATION_LOGIN_GLOBAL_LIMIT": "30/hour"}
     assert from_environ(env)["MODERATION_LOGIN_LIMIT"] == "3/minute"
     assert from_environ(env)["MODERATION_LOGIN_GLOBAL_LIMIT"] == "30/hour"
+
+
+def test_operations_settings_default_off_and_are_checked():
+    config = from_environ({})
+    assert (config["METRICS_TOKEN"], config["WIDGET_WEBHOOK_URL"]) == (None, None)
+    assert config["WIDGET_WEBHOOK_FORMAT"] == "json" and config["LOG_FORMAT"] == "text"
+    assert config["WIDGET_STUCK_MINUTES"] == 30
+    config = from_environ({"WIDGET_WEBHOOK_URL": " https://hooks.example.com/x ",
+                           "WIDGET_WEBHOOK_FORMAT": "Slack", "LOG_FORMAT": "JSON",
+                           "WIDGET_STUCK_MINUTES": "5"})
+    assert config["WIDGET_WEBHOOK_URL"] == "https://hooks.example.com/x"
+    assert (config["WIDGET_WEBHOOK_FORMAT"], config["LOG_FORMAT"]) == ("slack", "json")
+    assert config["WIDGET_STUCK_MINUTES"] == 5
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of json, text"),
+    ({"WIDGET_WEBHOOK_FORMAT": "discord"}, "WIDGET_WEBHOOK_FORMAT must be one of json, slack"),
+    ({"WIDGET_WEBHOOK_URL": "hooks.example.com"}, "WIDGET_WEBHOOK_URL must be an https://"),
+])
+def test_operations_settings_that_cannot_work_are_named(env, message):
+    with pytest.raises(ConfigError, match=message):
+        from_environ(env)

@@ -47,3 +47,25 @@ def test_readyz_is_503_when_the_database_is_unreachable(make_app, tmp_path):
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["database"] == "unavailable: cannot write"
+
+
+def test_readyz_reports_the_webhook_backlog_without_failing_on_it(make_app):
+    app = make_app(WIDGET_WEBHOOK_URL="http://127.0.0.1:9/hook")  # no loop: nothing is sent
+    client = app.test_client()
+    assert client.get("/readyz").get_json()["webhooks"] == {"backlog": 0,
+                                                            "oldest_seconds": None}
+    assert client.post("/client/reviews", json=review_body()).status_code == 202
+    body = client.get("/readyz").get_json()
+    assert body["status"] == "ready"
+    assert body["webhooks"]["backlog"] == 1 and 0 <= body["webhooks"]["oldest_seconds"] < 5
+
+
+def test_readyz_says_webhooks_are_off_without_a_url(client):
+    assert client.get("/readyz").get_json()["webhooks"]["state"].startswith("off")
+
+
+def test_readyz_reports_the_mirrors_age_once_it_has_synced(make_app, fake_klaviyo):
+    app = make_app()
+    app.extensions["syncer"].sync_once()
+    mirror = app.test_client().get("/readyz").get_json()["reviews_mirror"]
+    assert 0 <= mirror["synced_seconds_ago"] < 5

@@ -21,6 +21,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from widget.extensions import compress, limiter
     from widget.intake import api, defences, form, photos, questions, submissions
     from widget.moderation import views as moderation
+    from widget.ops import logs, metrics, webhooks
     from widget.reviews import store as mirror
     from widget.reviews import sync
     from widget.reviews import views as display
@@ -35,6 +36,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app.logger.removeHandler(default_handler)
+    logs.init_app(app)  # LOG_FORMAT=json: before anything logs
 
     errors.init_app(app)
     i18n.init_app(app)
@@ -47,6 +49,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     sender.init_app(app)
     mirror.init_app(app)
     sync.init_app(app)
+    metrics.init_app(app)  # METRICS_TOKEN: /metrics, and its request hooks
+    webhooks.init_app(app)  # WIDGET_WEBHOOK_URL: the events' loop, beside the sender
     commands.init_app(app)
     defences.init_app(app)
     questions.init_app(app)

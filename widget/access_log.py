@@ -12,6 +12,9 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
+from widget.config import environ, log_format
+from widget.ops.logs import use_json
+
 MODERATION = "/moderation"
 # Atoms a custom --access-logformat could use to print the Authorization header itself.
 AUTHORIZATION_ATOMS = ("{authorization}i", "{http_authorization}e")
@@ -24,7 +27,15 @@ def without_query(uri: str) -> str:
 
 class AccessLog(Logger):
     """gunicorn's Logger whose user atom is always '-' and whose /moderation lines keep the
-    path but drop the query from every atom that carries it (request line, URL, query)."""
+    path but drop the query from every atom that carries it (request line, URL, query);
+    one JSON object a line with LOG_FORMAT=json."""
+
+    def setup(self, cfg: Any) -> None:
+        """gunicorn's handlers, given the JSON formatter when LOG_FORMAT=json (read from the
+        environment: the master sets up its logs before any app exists)."""
+        super().setup(cfg)
+        if log_format(environ()) == "json":
+            use_json(self.error_log.handlers + self.access_log.handlers)
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any],
               request_time: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from widget.delivery import outbox, sender
+from widget.ops import webhooks
 from widget.reviews import sync
 
 
@@ -33,16 +34,22 @@ def send_command() -> None:
     syncer = sync.current()  # the mirror's sync runs beside it (one at a time: a lease)
     if current_app.config["REVIEWS_SYNC_SECONDS"] > 0:
         syncer.start()
+    notifier = webhooks.current()  # and the webhook's events, when WIDGET_WEBHOOK_URL is set
+    if notifier is not None:
+        notifier.start()
 
     def stop(_signum: int, _frame: Any) -> None:
         delivery.stopping.set()
         delivery.notify()
         syncer.stopping.set()
         syncer.wake.set()
+        if notifier is not None:
+            notifier.stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    click.echo(f"sending to {current_app.config['KLAVIYO_BASE_URL']}")
+    # A log line, not an echo: with LOG_FORMAT=json every line must be JSON.
+    logging.getLogger(__name__).info("sending to %s", current_app.config["KLAVIYO_BASE_URL"])
     delivery.run()
 
 

@@ -56,6 +56,25 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: set[str]) 
 ROUTED_PLATFORMS = {"Heroku or Dokku": ("DYNO",), "Scalingo": ("CONTAINER", "CONTAINER_VERSION")}
 
 
+def environ() -> Mapping[str, str]:
+    """The process environment, with a `.env` file's values where it has none."""
+    load_dotenv(override=False)
+    return os.environ
+
+
+def log_format(env: Mapping[str, str]) -> str:
+    """LOG_FORMAT: read here for the app and by gunicorn's logger class (widget/access_log.py),
+    which sets up before any app exists."""
+    return _choice(env, "LOG_FORMAT", "text", {"text", "json"})
+
+
+def _webhook_url(env: Mapping[str, str]) -> str | None:
+    url = (env.get("WIDGET_WEBHOOK_URL") or "").strip() or None
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise ConfigError("WIDGET_WEBHOOK_URL must be an https:// (or http://) URL")
+    return url
+
+
 def platform_router(env: Mapping[str, str]) -> str | None:
     """The platform whose router is in front of this process, when its variables say so."""
     for platform, names in ROUTED_PLATFORMS.items():
@@ -67,8 +86,7 @@ def platform_router(env: Mapping[str, str]) -> str | None:
 def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read the settings; with no mapping, the process environment plus `.env`."""
     if env is None:
-        load_dotenv(override=False)
-        env = os.environ
+        env = environ()
     get = env.get
     return {
         # Klaviyo. The public key is the company_id of the client endpoint; without it
@@ -215,6 +233,25 @@ def from_environ(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # days after delivery (0: keep them). A week covers Idempotency-Key replays and a
         # look at a possible duplicate.
         "OUTBOX_PURGE_DELIVERED_DAYS": _number(env, "OUTBOX_PURGE_DELIVERED_DAYS", 7.0),
+        # Operations (docs/operations.md). /metrics answers only this bearer token (404 when
+        # unset: nothing is measured then, and a request costs nothing more).
+        "METRICS_TOKEN": get("METRICS_TOKEN") or None,
+        # Where gunicorn's processes of one container keep their request counters (set by
+        # widget/ops/gunicorn_hooks.py, or by hand; prometheus-client reads it as it is
+        # imported, so it comes from the environment only). Unset: this process alone.
+        "PROMETHEUS_MULTIPROC_DIR": get("PROMETHEUS_MULTIPROC_DIR") or None,
+        # Events (review.accepted, .delivered, .dead, queue.stuck) are POSTed here, signed
+        # with the secret (X-Widget-Signature), as JSON or as Slack's {"text": ...}. The URL
+        # itself is a secret for Slack: it is never logged.
+        "WIDGET_WEBHOOK_URL": _webhook_url(env),
+        "WIDGET_WEBHOOK_SECRET": get("WIDGET_WEBHOOK_SECRET") or None,
+        "WIDGET_WEBHOOK_FORMAT": _choice(env, "WIDGET_WEBHOOK_FORMAT", "json",
+                                         {"json", "slack"}),
+        # queue.stuck: the oldest queued review has waited this long. Klaviyo's budget
+        # drains 10,000 queued reviews in about 70 minutes; a review waiting 30 is news.
+        "WIDGET_STUCK_MINUTES": _number(env, "WIDGET_STUCK_MINUTES", 30.0),
+        # text: "time level logger message"; json: every line one object (gunicorn's too).
+        "LOG_FORMAT": log_format(env),
         # Heroku sets DYNO; its disk is wiped on every restart, and a SQLite outbox with it.
         "DYNO": get("DYNO") or None,
         # true: run a SQLite outbox on such a platform anyway (a persistent volume, a demo).

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
 from widget.delivery import outbox, pacing
-from widget.delivery.outbox import OutboxFull
+from widget.delivery.outbox import OutboxFull, utcnow
 from widget.reviews import store
 
 bp = Blueprint("health", __name__)
@@ -50,7 +50,7 @@ def readyz() -> Any:
         else "missing: submissions wait in the outbox until KLAVIYO_PUBLIC_KEY is set"
     )
     body = {"status": "ready" if ready else "unavailable", "checks": checks,
-            "klaviyo_budget": _budget(), "reviews_mirror": _mirror()}
+            "klaviyo_budget": _budget(), "reviews_mirror": _mirror(), "webhooks": _webhooks()}
     return jsonify(body), 200 if ready else 503
 
 
@@ -68,6 +68,19 @@ def _mirror() -> dict[str, Any]:
         "last_full_pass": state.last_full_at.isoformat() + "Z" if state.last_full_at else None,
         "last_error": state.last_error,
     }
+
+
+def _webhooks() -> dict[str, Any]:
+    """Events waiting for WIDGET_WEBHOOK_URL. Not a readiness check: a receiver that is down
+    slows nobody's submission."""
+    if not current_app.config["WIDGET_WEBHOOK_URL"]:
+        return {"state": "off: WIDGET_WEBHOOK_URL is not set"}
+    try:
+        backlog, oldest = current_app.extensions["webhook_events"].backlog()
+    except SQLAlchemyError:
+        return {"state": "unavailable: the database cannot be read"}
+    return {"backlog": backlog, "oldest_seconds": None if oldest is None
+            else round((utcnow() - oldest).total_seconds(), 1)}
 
 
 def _budget() -> dict[str, Any] | str:

@@ -32,7 +32,7 @@ from sqlalchemy.exc import DatabaseError
 
 from tests.processes import ROOT
 from tests.services import postgres_database
-from widget.delivery import migrations, outbox
+from widget.delivery import events, migrations, outbox  # noqa: F401  (events' tables too)
 from widget.delivery.outbox import Outbox, connect, engine_url
 from widget.reviews import store as mirror  # noqa: F401  (its tables join the metadata)
 

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,6 +48,10 @@ from widget.delivery.commits import GroupCommit, Pending
 log = logging.getLogger(__name__)
 
 STATES = ("queued", "sending", "delivered", "dead")
+# Written in the transaction of a change, beside it: the count of a send's outcome and a
+# webhook's event (widget/delivery/events.py). Put's is given the new row.
+Also = Callable[[Connection], None]
+AlsoStored = Callable[[Connection, dict[str, Any]], None]
 # How long a process starting on a new SQLite file waits for another one migrating it.
 SQLITE_WAL_SWITCH_SECONDS = 30.0
 
@@ -188,6 +192,7 @@ class NewRow:
 
     row: dict[str, Any]
     duplicate_since: datetime | None
+    also: AlsoStored | None = None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -259,12 +264,14 @@ class Outbox:
     def put(self, body: bytes, idempotency_key: str | None = None,
             digest: str | None = None, fingerprint: str | None = None,
             content_digest: str | None = None,
-            duplicate_since: datetime | None = None) -> Submission:
+            duplicate_since: datetime | None = None,
+            also: AlsoStored | None = None) -> Submission:
         """Store a submission durably. `digest` identifies the request an Idempotency-Key
         was first used with; a replay of the key answers the first submission. With
         `duplicate_since`, a submission of the same fingerprint made since then answers
         instead of storing this one when its `content_digest` is the same, and raises
         RepeatConflict when it is not (looked up in the same transaction as the insert).
+        `also` runs in the transaction that stores the row (not for a replay or a repeat).
 
         Submissions that arrive together are committed together (widget/delivery/commits.py)."""
         now = utcnow()
@@ -282,7 +289,8 @@ class Outbox:
             "created_at": now,
             "updated_at": now,
         }
-        return self._commits.submit(NewRow(row, duplicate_since if fingerprint else None))
+        return self._commits.submit(NewRow(row, duplicate_since if fingerprint else None,
+                                           also))
 
     def _put_batch(self, batch: list[Pending[NewRow, Submission]]) -> None:
         """One transaction for the whole batch; if it fails (a key that raced in from
@@ -317,6 +325,8 @@ class Outbox:
                     if earlier is not None:
                         return _repeat(earlier, row["content_digest"])
                 conn.execute(submissions.insert(), row)
+                if new.also is not None:
+                    new.also(conn, row)
         except IntegrityError:
             # Two requests with the same key raced; the one that committed first wins.
             key = row["idempotency_key"]
@@ -379,7 +389,8 @@ class Outbox:
             ).scalar()
 
     def mark_delivered(self, submission_id: str, status: int | None,
-                       klaviyo_review_id: str | None = None, note: str | None = None) -> None:
+                       klaviyo_review_id: str | None = None, note: str | None = None,
+                       also: Also | None = None) -> None:
         """Delivered: Klaviyo answered `status`, or (status None) a lookup found the review
         by its content, under `klaviyo_review_id`."""
         now = utcnow()
@@ -388,14 +399,14 @@ class Outbox:
                                   "unknown_since": None, "claimed_at": None}
         if klaviyo_review_id is not None:
             values["klaviyo_review_id"] = klaviyo_review_id
-        self._set(submission_id, **values)
+        self._set(submission_id, also, **values)
 
     def mark_unknown(self, submission_id: str, since: datetime, when: datetime, *,
-                     error: str) -> None:
+                     error: str, also: Also | None = None) -> None:
         """The send that began at `since` got no answer: it may have created the review.
         Queued again for `when`, to be looked up (or, without the private key, sent)."""
-        self._set(submission_id, state="queued", unknown_since=since, next_attempt_at=when,
-                  last_status=None, last_error=error, claimed_at=None)
+        self._set(submission_id, also, state="queued", unknown_since=since,
+                  next_attempt_at=when, last_status=None, last_error=error, claimed_at=None)
 
     def mark_resend(self, submission_id: str) -> None:
         """An unknown outcome is given up on: the row is sent again, flagged as a possible
@@ -404,7 +415,7 @@ class Outbox:
 
     def retry_at(self, submission_id: str, when: datetime, *, status: int | None, error: str,
                  possible_duplicate: bool = False, count_attempt: bool = True,
-                 clear_unknown: bool = False) -> None:
+                 clear_unknown: bool = False, also: Also | None = None) -> None:
         values: dict[str, Any] = {
             "state": "queued", "next_attempt_at": when, "last_status": status,
             "last_error": error, "claimed_at": None,
@@ -415,19 +426,24 @@ class Outbox:
             values["unknown_since"] = None
         if not count_attempt:
             values["attempts"] = submissions.c.attempts - 1
-        self._set(submission_id, **values)
+        self._set(submission_id, also, **values)
 
-    def mark_dead(self, submission_id: str, *, status: int | None, error: str) -> None:
-        self._set(submission_id, state="dead", last_status=status, last_error=error,
+    def mark_dead(self, submission_id: str, *, status: int | None, error: str,
+                  also: Also | None = None) -> None:
+        self._set(submission_id, also, state="dead", last_status=status, last_error=error,
                   claimed_at=None)
 
-    def _set(self, submission_id: str, **values: Any) -> None:
+    def _set(self, submission_id: str, also: Also | None = None, **values: Any) -> None:
+        """Change one row; `also` writes what the change tells the outside, in its
+        transaction."""
         with self._writing() as conn:
             conn.execute(
                 update(submissions)
                 .where(submissions.c.id == submission_id)
                 .values(updated_at=utcnow(), **values)
             )
+            if also is not None:
+                also(conn)
 
     def reclaim_stale(self, older_than: timedelta) -> int:
         """Queue again the rows a dead process left in `sending`: they may have been sent,
@@ -633,7 +649,7 @@ def _insert_many(conn: Connection, batch: list[NewRow]) -> list[Submission | Exc
             earlier.setdefault(row["fingerprint"], []).append(row)
     outcomes: list[Submission | Exception] = []
     by_key: dict[str, dict[str, Any]] = {}
-    inserts = []
+    inserts, stored = [], []
     for new in batch:
         row, key = new.row, new.row["idempotency_key"]
         if key is not None and key in by_key:
@@ -656,9 +672,13 @@ def _insert_many(conn: Connection, batch: list[NewRow]) -> list[Submission | Exc
         if key is not None:
             by_key[key] = row
         inserts.append(row)
+        stored.append(new)
         outcomes.append(_stored(row))
     if inserts:
         conn.execute(INSERT, inserts)
+    for new in stored:
+        if new.also is not None:
+            new.also(conn, new.row)
     return outcomes
 
 

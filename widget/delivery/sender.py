@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from widget.background import Loop
 from widget.delivery import reconcile
+from widget.delivery.events import Report
 from widget.delivery.outbox import Outbox, Submission, utcnow
 from widget.delivery.pacing import SEND, Pacer, Slot, wait_for_slot
 from widget.klaviyo import (
@@ -63,6 +64,9 @@ class Sender(Loop):
         self.outbox = outbox
         self.pacer = pacer
         self.client_factory = client_factory
+        # Each outcome is counted (and, webhooks on, announced) in its own transaction.
+        self.report = Report(bool(config.get("WIDGET_WEBHOOK_URL")),
+                             (config.get("KLAVIYO_PUBLIC_KEY"), config.get("KLAVIYO_PRIVATE_KEY")))
         self._last_reclaim = 0.0
         self._last_purge: float | None = None
         self._last_missing_key_log = -MISSING_KEY_LOG_EVERY_SECONDS
@@ -126,9 +130,10 @@ class Sender(Loop):
         """Send one claimed row and record what happened to it."""
         max_age = timedelta(hours=self.config["SENDER_MAX_AGE_HOURS"])
         if utcnow() - submission.age_from > max_age:
-            self._record(self.outbox.mark_dead, submission.id, status=None,
-                         error=f"not delivered within "
-                               f"{self.config['SENDER_MAX_AGE_HOURS']:g} hours")
+            reason = f"not delivered within {self.config['SENDER_MAX_AGE_HOURS']:g} hours"
+            self._record(self.outbox.mark_dead, submission.id, status=None, error=reason,
+                         also=self.report.outcome("expired", submission.id, submission.body,
+                                                  "dead", reason=reason, status=None))
             self._log(submission, "expired", None, 0.0)
             return
         if submission.unknown_since is not None:  # no key to look it up with
@@ -140,7 +145,10 @@ class Sender(Loop):
             self.throttled(submission, error)
         except KlaviyoRejected as error:
             self._record(self.outbox.mark_dead, submission.id, status=error.status,
-                         error=error.detail)
+                         error=error.detail,
+                         also=self.report.outcome("rejected", submission.id, submission.body,
+                                                  "dead", reason=error.detail,
+                                                  status=error.status))
             self._log(submission, "rejected", error.status, 0.0)
         except KlaviyoTimeout as error:
             self.unanswered(submission, error, sent_at)
@@ -150,10 +158,12 @@ class Sender(Loop):
                 wait = max(wait, error.retry_after)
             self._record(self.outbox.retry_at, submission.id,
                          utcnow() + timedelta(seconds=wait), status=error.status,
-                         error=error.detail)
+                         error=error.detail, also=self.report.outcome("unavailable"))
             self._log(submission, "unavailable", error.status, wait)
         else:
-            self._record(self.outbox.mark_delivered, submission.id, status)
+            self._record(self.outbox.mark_delivered, submission.id, status,
+                         also=self.report.outcome("delivered", submission.id, submission.body,
+                                                  "delivered"))
             self._log(submission, "delivered", status, 0.0, time.monotonic() - started)
         finally:
             self.pacer.observe(slot, client.last_reading)
@@ -166,12 +176,12 @@ class Sender(Loop):
             self._record(self.outbox.mark_unknown, submission.id, sent_at,
                          utcnow() + timedelta(seconds=wait),
                          error=f"{error.detail}; looking it up in Klaviyo before sending "
-                               "it again")
+                               "it again", also=self.report.outcome("timeout"))
         else:
             wait = self.backoff(submission.attempts)
             self._record(self.outbox.retry_at, submission.id,
                          utcnow() + timedelta(seconds=wait), status=None, error=error.detail,
-                         possible_duplicate=True)
+                         possible_duplicate=True, also=self.report.outcome("timeout"))
         self._log(submission, "timeout", None, wait)
 
     def reconcile(self, client: KlaviyoClient, submission: Submission, slot: Slot) -> None:
@@ -216,7 +226,9 @@ class Sender(Loop):
         if found:
             self._record(self.outbox.mark_delivered, submission.id, None,
                          klaviyo_review_id=found[0],
-                         note="found in Klaviyo after a send that went unanswered")
+                         note="found in Klaviyo after a send that went unanswered",
+                         also=self.report.outcome("delivered", submission.id, submission.body,
+                                                  "delivered", klaviyo_review_id=found[0]))
             self._log(submission, "found", None, 0.0)
             return
         waited = (utcnow() - submission.unknown_since).total_seconds()
@@ -239,7 +251,8 @@ class Sender(Loop):
         wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
         self.pacer.pause(wait)
         self._record(self.outbox.retry_at, submission.id, utcnow() + timedelta(seconds=wait),
-                     status=error.status, error=error.detail, count_attempt=False)
+                     status=error.status, error=error.detail, count_attempt=False,
+                     also=self.report.outcome("throttled"))
         self._log(submission, "throttled", error.status, wait)
 
     def lookup_gap(self) -> float:

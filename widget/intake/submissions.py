@@ -99,7 +99,8 @@ def _store(arrival: Arrival, body: Body, claims: defences.TokenClaims | None) ->
         if attributes.get("images"):
             attributes["images"] = prepare_photos(review)
         submission = store.put(serialise(review), key, body.digest, fingerprint, content,
-                               duplicate_since=since)
+                               duplicate_since=since,
+                               also=sender.current().report.accepted(attributes))
     except IdempotencyConflict:
         raise idempotency_conflict() from None
     except RepeatConflict as conflict:

@@ -276,10 +276,7 @@ class Sender(Loop):
                 self.stopping.wait(delay)
 
     def backoff(self, attempts: int) -> float:
-        """Exponential backoff with jitter: base * 2**(attempts-1), capped, times 0.5 to 1."""
-        base = self.config["SENDER_BACKOFF_BASE_SECONDS"]
-        cap = self.config["SENDER_BACKOFF_MAX_SECONDS"]
-        return min(cap, base * 2 ** max(0, attempts - 1)) * random.uniform(0.5, 1.0)
+        return backoff(self.config, attempts)
 
     def _reclaim_if_due(self) -> None:
         now = time.monotonic()
@@ -336,3 +333,11 @@ def _in_cli_command() -> bool:
 
 def current() -> Sender:
     return current_app.extensions["sender"]
+
+
+def backoff(config: Mapping[str, Any], attempts: int) -> float:
+    """Exponential backoff with jitter: base * 2**(attempts-1), capped, times 0.5 to 1
+    (SENDER_BACKOFF_BASE_SECONDS, SENDER_BACKOFF_MAX_SECONDS); the webhooks wait the same."""
+    base = config["SENDER_BACKOFF_BASE_SECONDS"]
+    cap = config["SENDER_BACKOFF_MAX_SECONDS"]
+    return min(cap, base * 2 ** max(0, attempts - 1)) * random.uniform(0.5, 1.0)

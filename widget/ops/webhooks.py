@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import time
 from collections.abc import Mapping
 from datetime import timedelta
@@ -29,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from widget.background import Loop
 from widget.delivery.events import EventQueue
 from widget.delivery.outbox import utcnow
-from widget.delivery.sender import _in_cli_command
+from widget.delivery.sender import _in_cli_command, backoff
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +122,7 @@ class Notifier(Loop):
             log.info("webhook event=%s id=%d attempt=%d outcome=sent", payload["type"],
                      event.id, event.attempts)
             return 0.0
-        wait = self.backoff(event.attempts)
+        wait = backoff(self.config, event.attempts)
         self.queue.retry_at(event.id, utcnow() + timedelta(seconds=wait), error)
         log.warning("webhook event=%s id=%d attempt=%d outcome=failed error=%s wait=%.1fs",
                     payload["type"], event.id, event.attempts, error, wait)
@@ -153,10 +152,6 @@ class Notifier(Loop):
             return None
         return f"HTTP {response.status_code} after {time.monotonic() - started:.2f}s"
 
-    def backoff(self, attempts: int) -> float:
-        base = self.config["SENDER_BACKOFF_BASE_SECONDS"]
-        cap = self.config["SENDER_BACKOFF_MAX_SECONDS"]
-        return min(cap, base * 2 ** max(0, attempts - 1)) * random.uniform(0.5, 1.0)
 
     def _watch_stuck(self) -> None:
         now = time.monotonic()

@@ -2,8 +2,12 @@
 
     bench/run [--quick] [--only capacity,burst,...] [--redis URL | --no-redis]
 
-Runs capacity, burst (twice: one address per shopper, one per client), photos, hostile
-photos, the form in Chromium, the mirror, the display widget and delivery, one after the
+Runs capacity (ours against bare Flask apps in their own processes, and against bare routes
+in ours), burst (twice: one address per shopper, one per client), photos, hostile photos,
+the form in Chromium, the mirror (its pages against a bare app), the display widget (against
+a bare app), a peer (Isso 0.14's comment creation against our submission, A B A B),
+delivery, and last the in-process profiles of each aim's route (printed in full for the
+routes behind the aims not met), one after the
 other (never two at once: they share the 2 cores), then replaces the generated part of
 docs/benchmarks.md (between its markers; the analysis after it is kept) and writes every raw
 figure to docs/benchmarks.json. `--quick` is a smoke run (short, scaled where it says so):
@@ -30,13 +34,16 @@ import delivery
 import display
 import hostile
 import mirror
+import peer
 import photos
+import profiles
 from common import ROOT
 
 BEGIN = "<!-- bench/run: generated from here -->"
 END = "<!-- bench/run: generated up to here -->"
-SECTIONS = ("capacity", "burst", "photos", "hostile", "browser", "mirror", "display",
-            "delivery")
+# "profile" is always run last: it profiles the routes of the aims the others did not meet.
+SECTIONS = ("capacity", "burst", "photos", "hostile", "browser", "mirror", "display", "peer",
+            "delivery", "profile")
 
 
 def run_sections(names: list[str], quick: bool, redis_url: str | None) -> list[dict]:
@@ -52,10 +59,13 @@ def run_sections(names: list[str], quick: bool, redis_url: str | None) -> list[d
         "browser": [("browser", browser, lambda: browser.measure(quick=quick))],
         "mirror": [("mirror", mirror, lambda: mirror.measure(quick=quick))],
         "display": [("display", display, lambda: display.measure(quick=quick))],
+        "peer": [("peer", peer, lambda: peer.measure(quick=quick))],
         "delivery": [("delivery", delivery,
                       lambda: delivery.measure(quick=quick, redis_url=redis_url))],
+        "profile": [("profile", profiles,
+                     lambda: profiles.measure(quick=quick, unmet=unmet(done)))],
     }
-    done = []
+    done: list[dict] = []
     for name in names:
         for title, module, measure in jobs[name]:
             print(f"bench/run: {title} ...", file=sys.stderr, flush=True)
@@ -67,6 +77,11 @@ def run_sections(names: list[str], quick: bool, redis_url: str | None) -> list[d
                          "markdown": module.markdown(figures).rstrip(),
                          "aims": module.aims(figures)})
     return done
+
+
+def unmet(results: list[dict]) -> list[str]:
+    """The aims not met so far, as the summary names them."""
+    return [aim for result in results for aim, _, met in result["aims"] if not met]
 
 
 def header(results: list[dict], argv: list[str], seconds: float) -> str:
@@ -89,8 +104,9 @@ def header(results: list[dict], argv: list[str], seconds: float) -> str:
         "```",
         "",
         "Every figure below comes from that run; the raw figures are in "
-        "`docs/benchmarks.json`. Where an aim is not met, the analysis after the generated "
-        "part says where the time goes.",
+        "`docs/benchmarks.json`. Where an aim is not met, the last section (in-process "
+        "profiles) shows where its route's time goes, and the analysis after the generated "
+        "part says what it means.",
         "",
         "| aim | measured | |",
         "|---|---|---|",
@@ -135,6 +151,7 @@ def main() -> None:
     parser.add_argument("--no-redis", action="store_true", help="skip the two-sender drain")
     args = parser.parse_args()
     names = [name for name in args.only.split(",") if name]
+    names.sort(key=lambda name: name == "profile")  # last, whatever the order asked
     unknown = set(names) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -12,6 +13,7 @@ from tests.fake_klaviyo_fixtures import review, reviews
 from tests.moderation.mirror import ids_on, link, store
 from tests.moderation.test_views import MODERATOR, PASSWORD
 from tests.reviews import review_body
+from widget.reviews.store import Mirror
 
 
 @pytest.fixture
@@ -129,3 +131,14 @@ def test_a_review_sent_by_this_service_and_its_outbox_row_link_each_other(
                     re.S).group(0)
     assert 'href="/moderation/reviews/pub-unicode"' in row
     assert "Sent by this service" not in read("/moderation/reviews/rej-other")
+
+
+def test_a_list_page_is_kept_per_mirror_generation_and_another_process_sync_shows(
+        moderation, read):
+    moderation.extensions["display"].check_seconds = 0.3
+    before = ids_on(read("/moderation/?status=rejected&size=3"))
+    other_process = Mirror(moderation.extensions["mirror"].engine)  # its own local writes
+    other_process.upsert([review("from-elsewhere", 60, status="rejected")])
+    assert ids_on(read("/moderation/?status=rejected&size=3")) == before  # kept, not read
+    time.sleep(0.35)
+    assert ids_on(read("/moderation/?status=rejected&size=3"))[0] == "from-elsewhere"

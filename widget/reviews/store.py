@@ -147,6 +147,7 @@ class Mirror:
         self._state_row_made = False  # the sync's state row exists (made once, never removed)
         # This process's writes, so that its own display sees them at once (display.py).
         self.local_writes = 0
+        self.local_records = 0  # the sync state's writes in this process (sync_state's key)
 
     # -- the sync's writes -----------------------------------------------------------------
     def upsert(self, resources: Iterable[dict[str, Any]], now: datetime | None = None) -> int:
@@ -207,6 +208,7 @@ class Mirror:
         with self.engine.begin() as conn:
             conn.execute(update(reviews_sync).where(reviews_sync.c.name == SYNC)
                          .values(**values))
+        self.local_records += 1  # after the commit: this process's pages see it at once
 
     def take_lease(self, holder: str, seconds: float) -> bool:
         """Become the one syncer for `seconds` (or stay it): False while another holds it."""

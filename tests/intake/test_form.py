@@ -380,3 +380,18 @@ def test_photos_over_the_body_limit_are_named_and_the_text_comes_back(make_app):
     beyond = client.post("/embed", data=data, content_type="multipart/form-data")
     assert beyond.status_code == 413 and "too large to send" in beyond.text
     assert queued_bodies(app) == []
+
+
+def test_the_form_pages_context_is_kept_per_query_and_language_and_a_setup_error_is_not(app):
+    from widget.intake.form import embed_context
+
+    def context_of(query, language="fr"):
+        with app.test_request_context(f"/embed?{query}", headers={"Accept-Language": language}):
+            return embed_context()
+
+    first = context_of("product_id=42")
+    assert context_of("product_id=42") is first and first["locale"] == "fr"
+    assert context_of("product_id=42", "de")["locale"] == "de"
+    for _ in range(2):
+        with pytest.raises(embed.SetupError):
+            context_of("integration=nope")

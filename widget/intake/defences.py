@@ -39,7 +39,12 @@ BACKLOG_CACHE_SECONDS = 2.0
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=TOKEN_SALT)
+    """This app's token serializer, built once (it keeps no state between calls)."""
+    serializer = current_app.extensions.get("form_tokens")
+    if serializer is None:
+        serializer = current_app.extensions["form_tokens"] = URLSafeTimedSerializer(
+            current_app.config["SECRET_KEY"], salt=TOKEN_SALT)
+    return serializer
 
 
 @dataclass(frozen=True)

@@ -69,12 +69,20 @@ SPOOL_BYTES = 500 * 1024
 @bp.get("/embed")
 @frameable
 def form() -> str:
-    context = context_from(request.args)
+    context = embed_context()
     if context["order"]:
         return blank_order(context).fill_order(context, fresh_keys(context),
                                                order_tokens(context))
     return blank_form(context).fill(context, key=uuid.uuid4().hex,
                                     token=defences.issue_token(product_of(context)))
+
+
+def embed_context() -> dict[str, Any]:
+    """context_from(request.args), kept per raw query and Accept-Language: a shop's pages
+    ask for the same few forms again and again (a setup error is never kept)."""
+    key = (request.query_string, request.headers.get("Accept-Language", ""))
+    contexts: ReadCache = current_app.extensions["embed_contexts"]
+    return contexts.fetch(key, lambda: context_from(request.args))
 
 
 def fresh_keys(order: dict[str, Any]) -> dict[str, str]:
@@ -391,6 +399,7 @@ def init_app(app: Flask) -> None:
     """Check the form's settings at boot, keep blank forms, and register the routes."""
     # Blank forms by shape: a few locales x themes x modes x integrations x 8 at most.
     app.extensions["form_pages"] = ReadCache(math.inf, max_entries=512)
+    app.extensions["embed_contexts"] = ReadCache(math.inf, max_entries=1024)
     check_theme(app.config["WIDGET_THEME"])
     assets.init_app(app)
     app.register_blueprint(bp)

@@ -37,11 +37,10 @@ from werkzeug.exceptions import Unauthorized
 
 from widget.delivery import events
 from widget.delivery.outbox import STATES, submissions, utcnow
+from widget.intake.api import SUBMIT_ENDPOINTS  # the intake's two doors
 
 log = logging.getLogger(__name__)
 
-# The intake's two doors: the JSON API and the form's no-JavaScript post.
-SUBMIT_ENDPOINTS = frozenset({"api.create_review", "form.submit"})
 # A request no route matched (404, or a method no route takes): never its raw path, which
 # anyone can make up by the million.
 UNMATCHED = "unmatched"

@@ -32,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from importlib import metadata
 from pathlib import Path
@@ -92,19 +91,7 @@ def isso_server(venv: Path, folder: str, workers: int = ISSO_WORKERS) -> Service
             "--preload", "isso.run"]
     env = {"ISSO_SETTINGS": str(config), "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
            "VIRTUAL_ENV": str(venv), "PYTHONPATH": ""}
-    service = Service(args, env, port)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"Isso exited with {service.process.returncode}")
-        try:
-            if requests.get(service.url + "/info", timeout=2).status_code == 200:
-                return service
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    service.kill()
-    raise TimeoutError("Isso did not answer /info")
+    return Service(args, env, port).wait_ready(60, path="/info")
 
 
 def isso_bodies() -> list[str]:

@@ -37,15 +37,16 @@ class Service:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def wait_ready(self, timeout: float = 30.0) -> Service:
-        """Wait for /healthz; a service that never answers is killed, not leaked."""
+    def wait_ready(self, timeout: float = 30.0, path: str = "/healthz") -> Service:
+        """Wait for `path` to answer 200; a service that never does is killed, not
+        leaked."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self._close_log()
                 raise RuntimeError(f"service exited with {self.process.returncode}")
             try:
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
+                if requests.get(self.url + path, timeout=2).status_code == 200:
                     return self
             except requests.RequestException:
                 pass

@@ -205,11 +205,8 @@ class EventQueue:
                          .values(next_attempt_at=when, last_error=error[:500]))
 
     def backlog(self) -> tuple[int, datetime | None]:
-        """Events not sent yet, and when the oldest was written."""
-        t = webhook_events
         with self.engine.connect() as conn:
-            count, oldest = conn.execute(select(func.count(), func.min(t.c.created_at))).one()
-        return count, oldest
+            return backlog(conn)
 
     def watch_stuck(self, older_than: timedelta) -> bool:
         """Queue queue.stuck when the oldest waiting review has waited longer than
@@ -254,3 +251,10 @@ def oldest_waiting(conn: Connection) -> datetime | None:
     t = submissions
     return conn.execute(select(func.min(func.coalesce(t.c.requeued_at, t.c.created_at)))
                         .where(t.c.state.in_(WAITING))).scalar()
+
+
+def backlog(conn: Connection) -> tuple[int, datetime | None]:
+    """Webhook events not sent yet, and when the oldest was written."""
+    t = webhook_events
+    count, oldest = conn.execute(select(func.count(), func.min(t.c.created_at))).one()
+    return count, oldest

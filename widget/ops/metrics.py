@@ -119,8 +119,7 @@ class StateCollector:
                             .all())
             outcomes = events.outcome_counts(conn)
             oldest = events.oldest_waiting(conn)
-            backlog, oldest_event = conn.execute(
-                select(func.count(), func.min(events.webhook_events.c.created_at))).one()
+            backlog, oldest_event = events.backlog(conn)
         rows = GaugeMetricFamily("widget_outbox_rows", "Outbox rows by state", labels=["state"])
         for state in STATES:
             rows.add_metric([state], by_state.get(state, 0))

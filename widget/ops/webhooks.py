@@ -152,7 +152,6 @@ class Notifier(Loop):
             return None
         return f"HTTP {response.status_code} after {time.monotonic() - started:.2f}s"
 
-
     def _watch_stuck(self) -> None:
         now = time.monotonic()
         if now - self._last_stuck_check < STUCK_CHECK_SECONDS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time as clock
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -17,6 +18,7 @@ from tests.reviews import review_body
 from widget.delivery.outbox import submissions, utcnow
 from widget.moderation import overview
 from widget.moderation.charts import bar_chart, line_chart, nice_step
+from widget.reviews.store import Mirror
 
 
 def at(moment):
@@ -171,3 +173,17 @@ def test_a_line_stops_where_a_week_has_no_value():
     assert len(chart.lines) == 2 and len(chart.points) == 4 and len(chart.labels) == 5
     assert chart.points[0].y == chart.bottom and chart.points[1].y == chart.top
     assert chart.summary == "a: 1.00; b: 5.00; c: none; d: 3.00; e: 4.00."
+
+
+def test_the_mirror_figures_are_kept_per_generation_and_the_queue_counted_each_time(moderation):
+    moderation.extensions["display"].check_seconds = 0.3
+    store(moderation, known(utcnow()))
+    assert "<strong>6</strong> in all" in get(moderation)
+    other_process = Mirror(moderation.extensions["mirror"].engine)  # its own local writes
+    other_process.upsert([review("from-elsewhere", 60, status="pending")])
+    moderation.extensions["outbox"].put(json.dumps(review_body()).encode())
+    page = get(moderation)
+    assert "<strong>6</strong> in all" in page  # kept: the mirror was not counted again
+    assert "<strong>1</strong> queued" in page  # the queue is
+    clock.sleep(0.35)
+    assert "<strong>7</strong> in all" in get(moderation)

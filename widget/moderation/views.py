@@ -188,8 +188,11 @@ def reviews_csv() -> Response:
 
 @bp.get("/overview")
 def overview_page() -> Response:
-    figures = overview.figures(mirror.current().engine, outbox.current(), outbox.utcnow())
-    return page("moderation/overview.html", figures=figures, **sync_state())
+    now = outbox.utcnow()
+    figures = display.current().page(("overview", overview.monday_of(now)),
+                                     lambda: overview.figures(mirror.current().engine, now))
+    return page("moderation/overview.html", figures=figures,
+                queue=overview.queue_health(outbox.current()), **sync_state())
 
 
 @bp.get("/reviews/<review_id>")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -30,6 +31,14 @@ def test_put_commits_a_queued_row_that_survives_a_new_connection(tmp_path, outbo
     row = reopened.get(submission.id)
     assert (row.state, row.body, row.attempts) == ("queued", '{"data": 1}', 0)
     reopened.engine.dispose()
+
+
+def test_submission_ids_are_uuids_in_the_order_they_were_stored(outbox):
+    """Time-ordered keys (UUIDv7) append to the primary key's index rather than dirtying a
+    random page of it per row: a commit writes fewer pages."""
+    ids = [outbox.put(f'{{"n": {n}}}'.encode()).id for n in range(50)]
+    assert all(uuid.UUID(id_).version == 7 and str(uuid.UUID(id_)) == id_ for id_ in ids)
+    assert sorted(ids) == ids and len(set(ids)) == 50
 
 
 def test_sqlite_outbox_uses_wal_and_full_sync(outbox):

@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask
 from flask.logging import default_handler
 
+# Functions whose answer Service.ensure_sync keeps: the views and hooks, a few dozen.
+KNOWN_FUNCTIONS = 1024
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+
+class Service(Flask):
+    """Flask, asking once per function whether it is a coroutine: Flask asks for the view
+    and every hook of every request, eight times a submission, through inspect (the method
+    is Flask's documented place to change how views are run)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._known: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        known = self._known.get(func)
+        if known is None:
+            known = super().ensure_sync(func)
+            if len(self._known) < KNOWN_FUNCTIONS:  # a function made per call is not kept
+                self._known[func] = known
+        return known
+
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Service:
     """Build the app from the environment (and `.env`); tests pass `test_config` instead,
     which is laid over the defaults while the environment is ignored, so tests are hermetic."""
     # Imported here, not at the top: gunicorn's master imports this package for
@@ -25,8 +47,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from widget.reviews import store as mirror
     from widget.reviews import sync
     from widget.reviews import views as display
-    app = Flask(__name__, instance_relative_config=True,
-                static_folder="../static", template_folder="../templates")
+    app = Service(__name__, instance_relative_config=True,
+                  static_folder="../static", template_folder="../templates")
     app.config.from_mapping(config.from_environ(None if test_config is None else {}))
     if test_config is not None:
         app.config.from_mapping(test_config)

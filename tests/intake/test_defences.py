@@ -166,3 +166,20 @@ def test_the_api_sends_no_cors_headers_and_the_usual_security_headers(client):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"]
     assert response.headers["Permissions-Policy"]
+
+
+@pytest.mark.parametrize("product", ["shopify:7549950034135", "shopify:" + "ab" * 120])
+def test_the_forms_tokens_are_itsdangerous_own_both_ways(make_app, product):
+    """Tokens issued before and after an upgrade are interchangeable: the plain serializer
+    reads ours, ours reads its, even where it would have compressed the payload."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    from widget.intake import defences
+
+    plain = URLSafeTimedSerializer("test-secret", salt=defences.TOKEN_SALT)
+    with make_app().app_context():
+        ours = defences.issue_token(product)
+        assert plain.loads(ours)["p"] == product
+        theirs = plain.dumps({"n": "abc", "p": product, "t0": 1})
+        assert defences.renew_token(theirs, product) != theirs
+        assert defences._serializer().loads(theirs) == {"n": "abc", "p": product, "t0": 1}

@@ -74,6 +74,11 @@ def jpeg_with_gps(size=(400, 300), orientation: int | None = None) -> bytes:
     return out.getvalue()
 
 
+def test_the_app_keeps_a_few_blocks_of_pixels_for_the_next_photo(make_app):
+    make_app()
+    assert Image.core.get_blocks_max() == images.PIXEL_BLOCKS_KEPT > 0
+
+
 def test_jpeg_is_reencoded_as_jpeg_without_any_metadata():
     original = jpeg_with_gps()
     assert b"PhoneMaker" in original

@@ -58,6 +58,14 @@ TRANSPOSE = {
 HASH_CHUNK = 1 << 20
 # Tried in order until the photo fits its share of the body: (longest edge cap, JPEG quality).
 ATTEMPTS = ((1.0, 85), (1.0, 75), (1.0, 65), (0.75, 70), (0.5, 65))
+# Pillow's blocks of pixels (up to 16 MB each) kept for the next photo instead of given back
+# at once: with MALLOC_MMAP_THRESHOLD_ (the Procfile), every block was a fresh mapping whose
+# pages the decode faulted in, a sixth of a photo's CPU (bench/capacity.py's photo: 45 to 37
+# ms a request, p50 at 80% of capacity 62-78 to 34-47 ms). Four: a decode and its rotated
+# copy on two threads at once; at most 64 MB stay with the process. The price: a block
+# freed mid-request is kept while the photo is encoded, so one 12 MP photo peaks 5.5 MB
+# higher (5.9x its body, against 5.0x; bench/photos.py).
+PIXEL_BLOCKS_KEPT = 4
 BUSY = "Too many photos are being decoded right now; send the review again in a few seconds."
 TOO_COSTLY = ("The photo is too costly to decode (over {seconds:g} s of processing); save it "
               "again as an ordinary JPEG.")
@@ -311,10 +319,12 @@ def content_hash(reference: str) -> str:
 
 def init_app(app: Flask) -> None:
     """Load every decoder plugin now (a pool thread importing one under gevent can wait on
-    the import lock for good), bound what Pillow keeps of a PNG's text, quiet Pillow's
+    the import lock for good), keep a few blocks of pixels for the next photo, bound what
+    Pillow keeps of a PNG's text, quiet Pillow's
     warnings about damaged metadata (hostile bytes are refused or stripped, not news), and
     build this process's photo pipeline."""
     Image.init()
+    Image.core.set_blocks_max(PIXEL_BLOCKS_KEPT)
     PngImagePlugin.MAX_TEXT_MEMORY = photo_headers.PNG_TEXT_BYTES
     warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
     config = app.config

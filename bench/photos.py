@@ -40,6 +40,8 @@ MAX_EDGE = images.PhotoPolicy().max_edge  # the default PHOTO_MAX_EDGE
 # A photo's share of Klaviyo's body (4.5 MB aimed at, less the text): the whole of it alone,
 # a fifth of it with four more. Binary bytes: base64 grows them by a third.
 BUDGET = 4_400_000 * 3 // 4
+# Rounds of every variant's process, in turn (see time_photo).
+ROUNDS = 3
 VARIANTS = {"pillow_plain": "Pillow: full decode + one JPEG encode (quality 85)",
             "pillow_same_steps": "Pillow: the same steps, no checks",
             "ours": "ours, the photo alone in its review",
@@ -162,13 +164,22 @@ def count_encodes(ours) -> int:
 
 
 def time_photo(photo: Path, runs: int) -> dict:
-    results = {}
-    for variant in VARIANTS:
-        out = subprocess.run(
-            [sys.executable, __file__, "--variant", variant, "--photo", str(photo),
-             "--runs", str(runs)], capture_output=True, text=True, check=True)
-        results[variant] = json.loads(out.stdout)
-        print(photo.name, variant, results[variant]["median_s"], file=sys.stderr)
+    """Each variant in rounds, A B C D A B C D: a drift of the machine between two variants'
+    processes would otherwise land in their ratio; the median is over every round's runs."""
+    results: dict[str, dict] = {}
+    for _ in range(ROUNDS):
+        for variant in VARIANTS:
+            out = subprocess.run(
+                [sys.executable, __file__, "--variant", variant, "--photo", str(photo),
+                 "--runs", str(runs)], capture_output=True, text=True, check=True)
+            result = json.loads(out.stdout)
+            if variant in results:
+                result["times_s"] = results[variant]["times_s"] + result["times_s"]
+                result["peak_rss_growth_mb"] = max(result["peak_rss_growth_mb"],
+                                                   results[variant]["peak_rss_growth_mb"])
+            result["median_s"] = round(statistics.median(result["times_s"]), 4)
+            results[variant] = result
+            print(photo.name, variant, result["median_s"], file=sys.stderr)
     same = results["pillow_same_steps"]
     same["ratio_to_plain"] = round(same["median_s"] / results["pillow_plain"]["median_s"], 3)
     for variant in ("ours", "ours_one_of_five"):
@@ -350,7 +361,9 @@ def markdown(figures: dict) -> str:
         "Pillow code with our output (the bench compares the bytes), so the ratio is the price "
         "of our checks, the base64 and the byte-budget loop. *Plain*: a full decode and one "
         "save at quality 85, no scaling, no orientation. Each variant runs in its own process: "
-        f"two untimed calls, then the median of {figures['runs']}; the stages are cProfile's own "
+        f"two untimed calls, then {figures['runs']} timed; the variants' processes take "
+        f"{ROUNDS} turns (A B C D A B C D ...), and the median is over all of a variant's "
+        "turns; the stages are cProfile's own "
         "time of the C calls doing the work, over as many more calls. **Memory**: the "
         "Procfile's own `web:` line (gunicorn, one gevent worker), a fresh server per request, "
         "warmed up by a text review and one with a 64x48 photo. Then the worker's peak is "

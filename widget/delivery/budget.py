@@ -12,6 +12,9 @@ floats only:
 - `limit`, `remaining`, `reset_at`, `observed_seq`: Klaviyo's steady window as its last
   answer's RateLimit-* headers described it, and which grant that answer was for.
 - `reads`, `reads_window`: reads granted in the window that ends at `reads_window`.
+- `late:<seq>:<granted at>`: a late call's (granted unpaced, or gone long after its slot)
+  grant or leaving, then its answer; it counts in the longest window until that window has
+  passed since (widget/delivery/pacing.py). Calls on time leave no mark.
 """
 
 from __future__ import annotations

@@ -18,9 +18,18 @@ and Klaviyo recommends pacing by them. So:
 - **The ceiling.** SENDER_RATE_LIMITS (default Klaviyo's tier M, "10 per 2 seconds;150/
   minute") is kept in moving windows as well, whatever the view says; it is the whole pace
   when no answer carried the headers yet. "10 per 2 seconds" keeps any one second under 10
-  even when network delays bunch calls together; the longest window keeps one call of room
-  (149 of 150 in any 60 s at the moment of the grant), so that calls the network bunches
-  together never put 151 into any 60 s as Klaviyo sees them.
+  even when network delays bunch calls together. The windows count a call from its slot,
+  Klaviyo when it arrives, and a sender claims its row in between (a durable write: seconds
+  on a busy disk). So a call granted before any answer paced the calls, or that leaves more
+  than half the spread's least gap after its slot (0.1 s at 150/minute; any call when the
+  longest window holds fewer than 20), is marked in the record (`late:`, at its grant or as
+  it leaves: Pacer.leaving) and counts until the longest window has passed since its answer
+  (since it left, should none come); one not gone within half that window is put back, so
+  that its mark is in while its slot still counts. Calls on time write nothing more, and the
+  longest window keeps one call of room for them (149 of 150): of the calls Klaviyo counts
+  in any 60 s, the last one granted counted all the others but those on time from slots
+  within a least gap before its own window (half a gap to leave, half the network's jitter),
+  and paced grants are at least that gap apart: one at most.
 - **Writes before reads.** Reads (moderation, the mirror's sync) take at most
   REVIEWS_READ_SHARE of each steady window; lookups of unanswered sends are deliveries' own
   calls (they stand in for a send) and are not limited by the share.
@@ -43,7 +52,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -51,6 +60,7 @@ from flask import Flask, current_app
 from limits import RateLimitItem, parse, parse_many
 from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from limits.util import WindowStats
 
 from widget.delivery.budget import State, budget_for
 from widget.delivery.outbox import utcnow
@@ -66,18 +76,34 @@ STORAGE_RETRY_SECONDS = 1.0
 MAX_RATE_OVER_AVERAGE = 2.0
 # A longest window of at least this many calls keeps one of them as room (see the docstring).
 JITTER_ROOM_FROM = 20
+# A call that leaves later than this share of the spread's least gap after its slot is late
+# (see the docstring): the rest of the gap is the network's jitter.
+LATE_SHARE_OF_GAP = 0.5
+# A call not gone within this share of the longest window after its slot is put back: a late
+# call's mark must be in the record while its slot still counts in the window.
+STALE_SHARE_OF_WINDOW = 0.5
+LATE = "late:"  # the record's marks of late calls: late:<seq>:<slot's time> = left, answered
 
 
 @dataclass(frozen=True)
 class Slot:
-    """The pacer's answer: granted (wait 0) as grant number `seq`, or wait `wait` seconds."""
+    """The pacer's answer: granted (wait 0) as grant number `seq`, or wait `wait` seconds.
+    `at` is when it was granted (real time, at or before its windows' stamps); `late`, that
+    its call is marked in the record (granted unpaced, or left late: see the docstring)."""
 
     wait: float
     seq: int = 0
+    at: float = 0.0
+    late: bool = False
 
     @property
     def granted(self) -> bool:
         return self.wait <= 0
+
+    @property
+    def mark(self) -> str:
+        """Its call's mark in the record, when it is late."""
+        return f"{LATE}{self.seq}:{self.at!r}"
 
 
 class Pacer:
@@ -98,8 +124,16 @@ class Pacer:
             parse_many(rate_limits), key=lambda item: item.get_expiry()
         )
         longest = self.items[-1]
-        if longest.amount >= JITTER_ROOM_FROM:  # one call of room for the network's jitter
+        room = longest.amount >= JITTER_ROOM_FROM
+        if room:  # one call of room for a call on time (see the docstring)
             self.items[-1] = parse(f"{longest.amount - 1} per {longest.get_expiry()} seconds")
+        # The spread's least gap between two grants, and when a call is late (see the
+        # docstring); without room every call is (none may be missing from the count), and
+        # the grants need no gap. When a slot is stale.
+        gap = longest.get_expiry() / (MAX_RATE_OVER_AVERAGE * longest.amount)
+        self._least_gap = gap if room else 0.0
+        self._late_after = LATE_SHARE_OF_GAP * gap if room else -math.inf
+        self._stale_after = STALE_SHARE_OF_WINDOW * longest.get_expiry()
         self.account = f"{key_prefix}:{account}"
         self.budget = budget_for(storage_uri, f"{key_prefix}:{account}-budget", options)
         self.read_share = read_share
@@ -133,31 +167,71 @@ class Pacer:
         local_pause = self._local_pause_until - self.clock()
         if local_pause > 0:
             return Slot(local_pause)
-        for item in reversed(self.items):  # look at the long windows without spending
+        longest = self.items[-1]
+        stats = self.limiter.get_window_stats(longest, self.account)
+        if stats.remaining < 1:  # look at the long windows without spending
+            return Slot(self._until_free(longest))
+        for item in reversed(self.items[:-1]):
             if not self.limiter.test(item, self.account):
                 return Slot(self._until_free(item))
-        slot = self.budget.update(lambda state: self._decide(state, self.clock(), kind))
+        at = time.time()
+        slot, marks = self.budget.update(
+            lambda state: self._decide(state, self.clock(), kind, at, stats))
         if not slot.granted:
             return slot
         for item in self.items:
             if not self.limiter.hit(item, self.account):
                 return Slot(self._until_free(item))  # the spread's slot is spent in vain
+        if marks:  # another grant may have taken, since our first look, the late calls' room
+            remaining = self.limiter.get_window_stats(longest, self.account).remaining
+            now = time.time()
+            if remaining < len(uncounted := self._uncounted(marks, now)):
+                return Slot(max(0.01, min(uncounted) - now))  # spent in vain too
         return slot
 
-    def _decide(self, state: State, now: float, kind: str) -> tuple[State | None, Slot]:
-        """One grant or wait, on the shared record (run atomically by the budget)."""
+    def _decide(self, state: State, now: float, kind: str, at: float, stats: WindowStats
+                ) -> tuple[State | None, tuple[Slot, list[tuple[float, float]]]]:
+        """One grant or wait, on the shared record (run atomically by the budget); with the
+        late calls that still count (real time `at`; the longest window's `stats` just
+        before)."""
         before = dict(state)
         self._check_epoch(state, now)
+        marks = self._late_calls(state, at)
         wait = max(state.get("pause_until", 0.0), state.get("hold_until", 0.0)) - now
-        if wait <= 0 and "reset_at" in state:
+        uncounted = self._uncounted(marks, at)
+        if wait <= 0 and stats.remaining - len(uncounted) < 1:
+            wait = max(0.01, min([stats.reset_time, *uncounted]) - at)
+        paced = "reset_at" in state
+        if wait <= 0 and paced:
             wait = self._spread_wait(state, now, kind)
-        if wait > 0:  # the record changes only when the epoch or the window did
-            return (state if state != before else None), Slot(wait)
+        if wait > 0:  # the record changes only when the epoch, the window or the marks did
+            return (state if state != before else None), (Slot(wait), [])
         seq = int(state.get("seq", 0.0)) + 1
         state["seq"], state["last_grant"] = float(seq), now
         if kind == READ:
             state["reads"] = state.get("reads", 0.0) + 1
-        return state, Slot(0.0, seq)
+        slot = Slot(0.0, seq, at, late=not paced)
+        if slot.late:  # unpaced calls may bunch: all of them count until after their answer
+            state[slot.mark] = at
+        return state, (slot, marks)
+
+    def _late_calls(self, state: State, at: float) -> list[tuple[float, float]]:
+        """The late calls that count at real time `at`: their slot's time, and when they stop
+        counting. Marks of calls that count no more are dropped from `state`."""
+        window, marks = self.longest_window, []
+        for key in [key for key in state if key.startswith(LATE)]:
+            ends = state[key] + window
+            if ends <= at:
+                del state[key]
+            else:
+                marks.append((float(key.rsplit(":", 1)[1]), ends))
+        return marks
+
+    def _uncounted(self, marks: list[tuple[float, float]], at: float) -> list[float]:
+        """When each late call whose slot may have left the longest window by real time `at`
+        stops counting (a slot's stamp is at or after its time)."""
+        window = self.longest_window
+        return [ends for slot_at, ends in marks if slot_at + window <= at < ends]
 
     def _check_epoch(self, state: State, now: float) -> None:
         """Notice a record that was lost (a Redis restarted empty), and hold."""
@@ -196,16 +270,27 @@ class Pacer:
         if left < 1:
             return reset_at - now
         last = state.get("last_grant", 0.0)
-        gap = max((reset_at - last) / (left + 0.5), window / (MAX_RATE_OVER_AVERAGE * limit))
+        gap = max((reset_at - last) / (left + 0.5), window / (MAX_RATE_OVER_AVERAGE * limit),
+                  self._least_gap)  # a higher tier than the ceiling's: still a gap apart
         return last + gap - now
 
     # -- what Klaviyo said -----------------------------------------------------------------
     def observe(self, slot: Slot, reading: RateLimitReading | None) -> None:
-        """Take an answer's RateLimit-* headers into the shared view (None: it had none)."""
-        if reading is None or not slot.seq:
+        """Take an answer's RateLimit-* headers into the shared view (None: it had none); a
+        late call counts until the longest window has passed since this answer."""
+        if not slot.seq or (reading is None and not slot.late):
             return
+        answered = time.time()
+
+        def change(state: State) -> tuple[State | None, None]:
+            viewed = self._observed(state, slot.seq, reading) if reading is not None else None
+            if not slot.late:
+                return viewed, None
+            state = viewed if viewed is not None else state
+            state[slot.mark] = max(state.get(slot.mark, 0.0), answered)
+            return state, None
         try:
-            self.budget.update(lambda state: (self._observed(state, slot.seq, reading), None))
+            self.budget.update(change)
         except Exception as error:
             self._storage_failed(error)
 
@@ -261,16 +346,51 @@ class Pacer:
         return max(0.0, max(shared, self._local_pause_until) - self.clock())
 
     def may_call_now(self) -> bool:
-        """A last look just before a call: False while paused or held, or when the storage
-        fails."""
+        """A look at the record: False while paused or held, or when the storage fails."""
         try:
             state = self.budget.read()
         except Exception as error:
             self._storage_failed(error)
             return False
+        return self._held_for(state) <= 0
+
+    def leaving(self, slot: Slot) -> Slot:
+        """The last look just before a call leaves on `slot`: the slot, marked in the record
+        if the call leaves late (see the docstring; on time, the record is only read); or,
+        when it may not leave (paused, held, the storage failing, the slot gone stale), how
+        long to wait before taking another."""
+        now = time.time()
+        late = now - slot.at > self._late_after
+        try:
+            if late:
+                held = self.budget.update(lambda state: self._leave_late(state, slot, now))
+            else:
+                held = self._held_for(self.budget.read())
+        except Exception as error:
+            self._storage_failed(error)
+            return Slot(STORAGE_RETRY_SECONDS)
+        if held > 0:
+            return Slot(held)
+        return replace(slot, late=True) if late else slot
+
+    def _leave_late(self, state: State, slot: Slot, now: float) -> tuple[State | None, float]:
+        """Mark a call that leaves late (run atomically by the budget), unless it may not go:
+        then seconds to wait."""
+        held = self._held_for(state)
+        if held <= 0 and now - slot.at > self._stale_after:
+            held = 0.01  # too late for its mark: a new slot
+        if held > 0:
+            return None, held
+        state[slot.mark] = max(state.get(slot.mark, 0.0), now)
+        return state, 0.0
+
+    def _held_for(self, state: State) -> float:
+        """Seconds no call may go for, by the record (0 or less: none): a pause, a hold, or
+        a record lost since this process last looked (its epoch changed)."""
         until = max(state.get("pause_until", 0.0), state.get("hold_until", 0.0),
                     self._local_pause_until)
-        return until <= self.clock() and state.get("epoch") == self._epoch
+        held = until - self.clock()
+        return held if state.get("epoch") == self._epoch else max(held, 0.01)
 
     def _storage_failed(self, error: Exception) -> None:
         with self._lock:

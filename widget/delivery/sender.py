@@ -114,12 +114,6 @@ class Sender(Loop):
         submission = self.outbox.claim_due()
         if submission is None:  # another sender took it; our slot is spent in vain, safely
             return 0.0
-        if not self.pacer.may_call_now():
-            # Another sender got a 429 (or the storage failed) while we claimed the row: put
-            # it back untouched rather than call Klaviyo during its Retry-After.
-            self.outbox.retry_at(submission.id, utcnow(), status=None, count_attempt=False,
-                                 error="held back: Klaviyo asked every sender to pause")
-            return 0.0
         if submission.unknown_since is not None and self.config["KLAVIYO_PRIVATE_KEY"]:
             self.reconcile(client, submission, slot)
         else:
@@ -138,6 +132,10 @@ class Sender(Loop):
             return
         if submission.unknown_since is not None:  # no key to look it up with
             self._record(self.outbox.mark_resend, submission.id)
+        slot = self.pacer.leaving(slot)
+        if not slot.granted:
+            self.held_back(submission)
+            return
         started, sent_at = time.monotonic(), utcnow()
         try:
             status = client.create_review(submission.body.encode("utf-8"))
@@ -187,6 +185,10 @@ class Sender(Loop):
     def reconcile(self, client: KlaviyoClient, submission: Submission, slot: Slot) -> None:
         """Look an unanswered send up in Klaviyo: found, it is delivered; not found, it is
         looked for again until SENDER_RECONCILE_SECONDS have passed, then sent again."""
+        slot = self.pacer.leaving(slot)
+        if not slot.granted:
+            self.held_back(submission)
+            return
         params: dict[str, str] | None = reconcile.lookup_params(submission)
         found: list[str] = []
         try:
@@ -245,6 +247,13 @@ class Sender(Loop):
                      status=None, error=f"sent without an answer, not in Klaviyo yet: looking "
                                         f"again in {wait:.0f}s", count_attempt=False)
         self._log(submission, "looking", None, wait)
+
+    def held_back(self, submission: Submission) -> None:
+        """No call may go on the slot taken before the row was claimed: another sender got a
+        429 (or the storage failed) meanwhile, or the claim took so long that the slot went
+        stale. The row is put back untouched rather than sent during Klaviyo's Retry-After."""
+        self.outbox.retry_at(submission.id, utcnow(), status=None, count_attempt=False,
+                             error="held back: every sender is paused, or the slot went stale")
 
     def throttled(self, submission: Submission, error: KlaviyoError) -> None:
         """A 429: every sender waits for its Retry-After; the row is not to blame."""

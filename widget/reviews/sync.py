@@ -155,6 +155,9 @@ class Syncer(Loop):
                 raise KlaviyoError("no read slot in Klaviyo's budget within "
                                    f"{self.slot_patience:g}s (deliveries come first)")
             self.mirror.take_lease(self.holder, LEASE_SECONDS)
+            slot = self.pacer.leaving(slot)  # after a durable write: it may leave late
+            if not slot.granted:
+                continue  # paused meanwhile, or the slot went stale: wait for another
             try:
                 document = (client.list_reviews(params) if source == "private"
                             else client.list_client_reviews(params))

@@ -31,7 +31,6 @@ class Service(Flask):
         return known
 
 
-
 def create_app(test_config: Mapping[str, Any] | None = None) -> Service:
     """Build the app from the environment (and `.env`); tests pass `test_config` instead,
     which is laid over the defaults while the environment is ignored, so tests are hermetic."""

@@ -345,15 +345,6 @@ class Pacer:
         shared = self.budget.read().get("pause_until", 0.0)
         return max(0.0, max(shared, self._local_pause_until) - self.clock())
 
-    def may_call_now(self) -> bool:
-        """A look at the record: False while paused or held, or when the storage fails."""
-        try:
-            state = self.budget.read()
-        except Exception as error:
-            self._storage_failed(error)
-            return False
-        return self._held_for(state) <= 0
-
     def leaving(self, slot: Slot) -> Slot:
         """The last look just before a call leaves on `slot`: the slot, marked in the record
         if the call leaves late (see the docstring; on time, the record is only read); or,

@@ -45,6 +45,8 @@ def submissions_limit(view: Callable[P, R]) -> Callable[P, R]:
         return limited(*args, **kwargs)
 
     return checked
+
+
 # The routes that take submissions: the only ones with web limits.
 SUBMIT_ENDPOINTS = frozenset({"api.create_review", "form.submit"})
 

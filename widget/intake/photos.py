@@ -320,9 +320,8 @@ def content_hash(reference: str) -> str:
 def init_app(app: Flask) -> None:
     """Load every decoder plugin now (a pool thread importing one under gevent can wait on
     the import lock for good), keep a few blocks of pixels for the next photo, bound what
-    Pillow keeps of a PNG's text, quiet Pillow's
-    warnings about damaged metadata (hostile bytes are refused or stripped, not news), and
-    build this process's photo pipeline."""
+    Pillow keeps of a PNG's text, quiet Pillow's warnings about damaged metadata (hostile
+    bytes are refused or stripped, not news), and build this process's photo pipeline."""
     Image.init()
     Image.core.set_blocks_max(PIXEL_BLOCKS_KEPT)
     PngImagePlugin.MAX_TEXT_MEMORY = photo_headers.PNG_TEXT_BYTES

@@ -3,8 +3,8 @@
 Read from the mirror and the outbox, never from Klaviyo. The mirror's figures depend on the
 mirror and the week only, so the page keeps them per mirror generation and ISO week
 (`Display.page`): counting 10,000 reviews took 30 ms a request. The queue is counted per
-request: it moves with every submission. The weeks are ISO weeks (Monday to
-Sunday, UTC), counted by the database: a CASE compares `created` with each week's Monday,
+request: it moves with every submission. The weeks are ISO weeks (Monday to Sunday, UTC),
+counted by the database: a CASE compares `created` with each week's Monday,
 which SQLite and Postgres read alike (their date functions differ). A row each week comes
 back rather than one a review (the 7,500 of a 10,000-review mirror took most of the time).
 """

@@ -54,12 +54,14 @@ def latency(mode: str, samples: int, gap: float) -> dict:
                        RATELIMIT_STORAGE_URI=redis_url, RATELIMIT_KEY_PREFIX=prefix,
                        WIDGET_SENDER="off")
         web = gunicorn(env).wait_ready()
-        worker = send_worker(env, log_path=Path(tmp) / "worker.log") \
-            if mode == "worker" else None
+        worker_log = Path(tmp) / "worker.log"
+        worker = send_worker(env, log_path=worker_log) if mode == "worker" else None
         answered: dict[str, float] = {}
         try:
             session = requests.Session()
-            time.sleep(1.0)  # the worker's start-up, so the first sample is not its boot
+            if worker is not None:  # its start-up, so the first sample is not its boot
+                wait_for_line(worker_log, "sender started")
+            time.sleep(1.0)
             for i in range(samples):
                 content = f"Idle latency review {i} {uuid.uuid4().hex[:8]}."
                 body = review_body(email=f"idle{i}@example.com", content=content)
@@ -82,6 +84,16 @@ def latency(mode: str, samples: int, gap: float) -> dict:
             "p50_s": round(statistics.median(delays), 3),
             "p99_s": round(delays[min(len(delays) - 1, round(0.99 * (len(delays) - 1)))], 3),
             "max_s": round(delays[-1], 3), "min_s": round(delays[0], 3)}
+
+
+def wait_for_line(log: Path, text: str, timeout: float = 30.0) -> None:
+    """Until a process's log holds `text`: a fixed sleep was too short for the worker's
+    start-up on a slow moment of the machine (the first sample took 1.4 s, the rest 0.25)."""
+    deadline = time.monotonic() + timeout
+    while text not in (log.read_text(errors="replace") if log.exists() else ""):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{log.name} never said {text!r}")
+        time.sleep(0.05)
 
 
 def drains(minutes: int, redis_url: str | None) -> dict:

@@ -6,6 +6,11 @@ import re
 
 from widget.delivery.outbox import utcnow
 
+# How long a test's page cache may keep a page before it asks the mirror again. Long enough
+# that a loaded CI machine never spends it between two requests meant to fall inside it
+# (0.3 s did not: the second read already saw another process's write).
+CHECK_SECONDS = 1.5
+
 
 def sync(app):
     """One sync of the mirror from the fake Klaviyo's fixtures (every status, with emails)."""

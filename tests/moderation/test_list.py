@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.fake_klaviyo_fixtures import review, reviews
-from tests.moderation.mirror import ids_on, link, store
+from tests.moderation.mirror import CHECK_SECONDS, ids_on, link, store
 from tests.moderation.test_views import MODERATOR, PASSWORD
 from tests.reviews import review_body
 from widget.reviews.store import Mirror
@@ -135,10 +135,10 @@ def test_a_review_sent_by_this_service_and_its_outbox_row_link_each_other(
 
 def test_a_list_page_is_kept_per_mirror_generation_and_another_process_sync_shows(
         moderation, read):
-    moderation.extensions["display"].check_seconds = 0.3
+    moderation.extensions["display"].check_seconds = CHECK_SECONDS
     before = ids_on(read("/moderation/?status=rejected&size=3"))
     other_process = Mirror(moderation.extensions["mirror"].engine)  # its own local writes
     other_process.upsert([review("from-elsewhere", 60, status="rejected")])
     assert ids_on(read("/moderation/?status=rejected&size=3")) == before  # kept, not read
-    time.sleep(0.35)
+    time.sleep(CHECK_SECONDS + 0.05)
     assert ids_on(read("/moderation/?status=rejected&size=3"))[0] == "from-elsewhere"

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from tests.fake_klaviyo_fixtures import review
-from tests.moderation.mirror import store, sync
+from tests.moderation.mirror import CHECK_SECONDS, store, sync
 from tests.moderation.test_views import MODERATOR, PASSWORD
 from tests.reviews import review_body
 from widget.delivery.outbox import submissions, utcnow
@@ -176,7 +176,7 @@ def test_a_line_stops_where_a_week_has_no_value():
 
 
 def test_the_mirror_figures_are_kept_per_generation_and_the_queue_counted_each_time(moderation):
-    moderation.extensions["display"].check_seconds = 0.3
+    moderation.extensions["display"].check_seconds = CHECK_SECONDS
     store(moderation, known(utcnow()))
     assert "<strong>6</strong> in all" in get(moderation)
     other_process = Mirror(moderation.extensions["mirror"].engine)  # its own local writes
@@ -185,5 +185,5 @@ def test_the_mirror_figures_are_kept_per_generation_and_the_queue_counted_each_t
     page = get(moderation)
     assert "<strong>6</strong> in all" in page  # kept: the mirror was not counted again
     assert "<strong>1</strong> queued" in page  # the queue is
-    clock.sleep(0.35)
+    clock.sleep(CHECK_SECONDS + 0.05)
     assert "<strong>7</strong> in all" in get(moderation)

@@ -11,7 +11,7 @@ from html import unescape
 import pytest
 
 from tests.fake_klaviyo_fixtures import XSS_CONTENT, XSS_TITLE, many_reviews, product, review
-from tests.moderation.mirror import sync
+from tests.moderation.mirror import CHECK_SECONDS, sync
 from widget.reviews.display import PAGE_SIZE
 
 SHIRT = "7549950034135"
@@ -348,14 +348,14 @@ def test_another_processs_sync_is_seen_within_the_check_interval(make_app, tmp_p
     web, worker = make_app(DATABASE_URL=url), make_app(DATABASE_URL=url)
     fill(worker, [review("a", day=1, title="First")])
     display = web.extensions["display"]
-    display.check_seconds = 0.3
+    display.check_seconds = CHECK_SECONDS
     client = web.test_client()
     assert listed(client.get(f"/reviews?product_id={SHIRT}").get_data(as_text=True)) == \
         ["First"]
     fill(worker, [review("b", day=2, title="Second")])
     assert listed(client.get(f"/reviews?product_id={SHIRT}").get_data(as_text=True)) == \
         ["First"]  # kept: the mirror is asked again only after check_seconds
-    time.sleep(0.35)
+    time.sleep(CHECK_SECONDS + 0.05)
     assert listed(client.get(f"/reviews?product_id={SHIRT}").get_data(as_text=True)) == \
         ["Second", "First"]
 

@@ -198,8 +198,8 @@ def compare(base: str, ours: dict, bare: dict, seconds: int, own_base: str | Non
         wrk(url + route["path"], seconds=2, **_options(route))
     turns = [{key: wrk(url + route["path"], seconds=seconds, **_options(route))
               for key, url, route in runs} for _ in range(rounds)]
-    baseline = "bare" if own is not None else "bare_in_process"
-    ratios = [turn["ours"]["rps"] / turn[baseline]["rps"] for turn in turns]
+    in_process = _shares(turns, "bare_in_process")
+    ratios = _shares(turns, "bare") if own is not None else in_process
     result: dict = dict(turns[sorted(range(rounds), key=ratios.__getitem__)[rounds // 2]])
     rate = max(1, int(statistics.median(turn["ours"]["rps"] for turn in turns) * LOAD_SHARE))
     # Three paced runs, the middle one by p99 reported: at 80% load a single stall of the
@@ -208,7 +208,6 @@ def compare(base: str, ours: dict, bare: dict, seconds: int, own_base: str | Non
     paced = sorted((wrk(base + ours["path"], seconds=paced_seconds, rate=rate,
                         **_options(ours)) for _ in range(PACED_RUNS)),
                    key=lambda run: run["p99_ms"])
-    in_process = [turn["ours"]["rps"] / turn["bare_in_process"]["rps"] for turn in turns]
     result.update({
         "rounds": turns,
         "ours_at_80_percent": paced[len(paced) // 2],
@@ -219,6 +218,11 @@ def compare(base: str, ours: dict, bare: dict, seconds: int, own_base: str | Non
         result["ratio"] = round(statistics.median(ratios), 3)
         result["ratio_of_each_round"] = [round(r, 3) for r in ratios]
     return result
+
+
+def _shares(turns: list[dict], baseline: str) -> list[float]:
+    """Ours as a share of `baseline`, one figure per round."""
+    return [turn["ours"]["rps"] / turn[baseline]["rps"] for turn in turns]
 
 
 def _options(route: dict) -> dict:

@@ -121,12 +121,37 @@ def fail(batch: list[Pending], error: BaseException) -> None:
             pending.finish(error=error)
 
 
+def on_a_real_thread(work: Callable[..., R], *args: object) -> R:
+    """`work(*args)` on a real thread of gevent's hub pool when gevent drives this process,
+    the calling greenlet waiting while the loop serves the others; without gevent, here.
+    Its error is raised here (gevent would print the traceback of one raised in its
+    pool)."""
+    if not _gevent_patched():
+        return work(*args)
+    import gevent
+
+    def captured() -> tuple[R | None, BaseException | None]:
+        try:
+            return work(*args), None
+        except Exception as error:
+            return None, error
+
+    result, error = gevent.get_hub().threadpool.apply(captured)
+    if error is not None:
+        raise error
+    return result  # type: ignore[return-value]
+
+
+def _gevent_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("threading")
+
+
 def let_others_arrive() -> None:
     """Under gevent (the Procfile's web role), one turn of the event loop, so that requests
     already read reach the queue before the leader writes; greenlets only switch when one
     waits. Real threads need nothing: they queue while the leader's commit waits on disk."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("threading"):
+    if _gevent_patched():
         import gevent
 
         gevent.sleep(0)

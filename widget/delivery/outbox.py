@@ -43,7 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from uuid6 import uuid7
 
 from widget.delivery import migrations
-from widget.delivery.commits import GroupCommit, Pending
+from widget.delivery.commits import GroupCommit, Pending, on_a_real_thread
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,13 @@ Also = Callable[[Connection], None]
 AlsoStored = Callable[[Connection, dict[str, Any]], None]
 # How long a process starting on a new SQLite file waits for another one migrating it.
 SQLITE_WAL_SWITCH_SECONDS = 30.0
+# A batch whose bodies hold this many characters (a photo's data-URI: 100 KB to 5 MB) takes
+# milliseconds to write and fsync into SQLite, and under gevent that would stop every
+# request of the process meanwhile (a 300 KB photo's: 11 ms). Such a batch is written on a
+# real thread while the loop serves the others. Text batches stay on the loop: their
+# commit is shorter than the hand-over (docs/benchmarks.md). Postgres's commit waits on a
+# socket, which gevent overlaps already.
+THREAD_WRITE_CHARS = 64 * 1024
 
 metadata = MetaData()
 submissions = Table(
@@ -299,10 +306,15 @@ class Outbox:
         """One transaction for the whole batch; if it fails (a key that raced in from
         another process, say), each submission is stored on its own and gets its own
         answer or error."""
-        if len(batch) > 1:
+        items = [pending.item for pending in batch]
+        large = sum(len(new.row["body"]) for new in items) >= THREAD_WRITE_CHARS
+        if len(batch) > 1 or large:
             try:
-                with self._writing() as conn:
-                    outcomes = _insert_many(conn, [pending.item for pending in batch])
+                with self._write_lock or nullcontext(), self.engine.connect() as conn:
+                    if large and self.engine.dialect.name == "sqlite":
+                        outcomes = on_a_real_thread(_commit_many, conn, items)
+                    else:
+                        outcomes = _commit_many(conn, items)
             except Exception:  # retried one by one below, where errors surface
                 log.info("a batch of %d submissions failed; storing them one by one",
                          len(batch), exc_info=True)
@@ -636,6 +648,12 @@ def _repeat(earlier: Submission, content_digest: str | None) -> Submission:
     if earlier.content_digest is not None and earlier.content_digest == content_digest:
         return earlier
     raise RepeatConflict(earlier)
+
+
+def _commit_many(conn: Connection, batch: list[NewRow]) -> list[Submission | Exception]:
+    """_insert_many in a transaction of its own, committed."""
+    with conn.begin():
+        return _insert_many(conn, batch)
 
 
 def _insert_many(conn: Connection, batch: list[NewRow]) -> list[Submission | Exception]:

@@ -53,6 +53,17 @@ def test_valid_review_is_accepted_with_a_submission_id(app, client):
     assert "Retry-After" not in response.headers
 
 
+def test_the_202_has_the_bytes_flasks_jsonify_writes(app, client):
+    # Compact, keys sorted, one newline at the end: what clients got when jsonify wrote it.
+    response = post(client)
+    document = response.get_json()
+    with app.app_context():
+        from flask import jsonify
+
+        assert response.get_data() == jsonify(document).get_data()
+    assert response.headers["Content-Length"] == str(len(response.get_data()))
+
+
 def test_plain_json_media_type_is_accepted(client):
     assert post(client, content_type="application/json; charset=utf-8").status_code == 202
 

@@ -10,8 +10,9 @@ it (<name>.type), read once: no hooks, no extensions, no template, nothing else.
 and nothing else: it reads the body (`request.get_data(cache=False)`), decodes it as UTF-8
 and parses it with the same parser and options (`json.loads` with a `parse_constant` that
 refuses NaN and Infinity, as widget/intake/api.py), then answers our 202 document with a
-fresh id, through the same `jsonify` and with our content type
-(`application/vnd.api+json`): the same bytes but for the id's 36 characters.
+fresh id, through Flask's `jsonify` (what a bare Flask app uses; ours writes the same bytes
+with orjson) and with our content type (`application/vnd.api+json`): the same bytes but
+for the id's 36 characters.
 """
 
 import json

@@ -1,8 +1,16 @@
-"""A loop in a daemon thread of this process: the sender and the mirror's sync are each one."""
+"""A loop in a daemon thread of this process: the sender and the mirror's sync are each one.
+And whether gevent drives the process, for the code that must hand work to a real thread."""
 
 from __future__ import annotations
 
+import sys
 import threading
+
+
+def gevent_patched() -> bool:
+    """Whether gevent drives this process (the Procfile's web role)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("threading")
 
 
 class Loop:

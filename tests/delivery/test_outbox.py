@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import timedelta
@@ -285,9 +287,6 @@ print(seen["turns"], seen["main"])
 
 
 def _slow_commit(body_bytes: int) -> tuple[int, bool]:
-    import subprocess
-    import sys
-
     out = subprocess.run([sys.executable, "-c", SLOW_COMMIT_SCRIPT, str(body_bytes)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -6,6 +6,7 @@ import io
 import json
 
 import pytest
+from flask import jsonify
 from PIL import Image
 
 from tests.reviews import data_uri, image_bytes, review_body
@@ -58,8 +59,6 @@ def test_the_202_has_the_bytes_flasks_jsonify_writes(app, client):
     response = post(client)
     document = response.get_json()
     with app.app_context():
-        from flask import jsonify
-
         assert response.get_data() == jsonify(document).get_data()
     assert response.headers["Content-Length"] == str(len(response.get_data()))
 

@@ -11,10 +11,11 @@ transaction holding their row has committed, so the promise of a 202 is unchange
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from widget.background import gevent_patched
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -126,7 +127,7 @@ def on_a_real_thread(work: Callable[..., R], *args: object) -> R:
     the calling greenlet waiting while the loop serves the others; without gevent, here.
     Its error is raised here (gevent would print the traceback of one raised in its
     pool)."""
-    if not _gevent_patched():
+    if not gevent_patched():
         return work(*args)
     import gevent
 
@@ -142,16 +143,11 @@ def on_a_real_thread(work: Callable[..., R], *args: object) -> R:
     return result  # type: ignore[return-value]
 
 
-def _gevent_patched() -> bool:
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and monkey.is_module_patched("threading")
-
-
 def let_others_arrive() -> None:
     """Under gevent (the Procfile's web role), one turn of the event loop, so that requests
     already read reach the queue before the leader writes; greenlets only switch when one
     waits. Real threads need nothing: they queue while the leader's commit waits on disk."""
-    if _gevent_patched():
+    if gevent_patched():
         import gevent
 
         gevent.sleep(0)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from PIL import Image
+
+from widget.background import gevent_patched
 
 if TYPE_CHECKING:
     from widget.intake.photo_headers import Header
@@ -204,12 +205,6 @@ class DecodeBudget:
     def give_back(self, amount: int) -> None:
         with self._lock:
             self.held -= amount
-
-
-def gevent_patched() -> bool:
-    """Whether gevent drives this process (the Procfile's web role)."""
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and monkey.is_module_patched("threading")
 
 
 def native_lock() -> Any:
